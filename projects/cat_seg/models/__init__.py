@@ -1,0 +1,1 @@
+"""CAT-Seg model components, registered in ``mmseg.registry.MODELS``."""
