@@ -1,0 +1,72 @@
+"""Patch inference (paper App. A.3): overlapping crops of a resized image plus one global view.
+
+The official evaluation (fixture README §9) resizes the image to 640x640, runs 384x384 windows at
+stride 256 and the whole image resized to 384x384, turns each view's logits into probabilities at
+crop resolution, averages the overlapping windows and finally averages local and global maps.
+"""
+from typing import Callable, List, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def window_offsets(size: Tuple[int, int], crop_size: Tuple[int, int],
+                   stride: Tuple[int, int]) -> List[Tuple[int, int]]:
+    """Top-left (y, x) corners of the windows covering ``size``, row-major.
+
+    The last window in each direction is aligned to the border, as mmseg's ``slide_inference``
+    does; for 640 / 384 / 256 this is the official 2x2 grid (0, 256).
+    """
+    def starts(length: int, crop: int, step: int) -> List[int]:
+        if crop > length:
+            raise ValueError(f'crop_size {crop} is larger than the resized image side {length}; '
+                             'use a test_cfg.resize_to at least as large as crop_size')
+        count = -(-(length - crop) // step) + 1
+        return [min(i * step, length - crop) for i in range(count)]
+
+    return [(y, x) for y in starts(size[0], crop_size[0], stride[0])
+            for x in starts(size[1], crop_size[1], stride[1])]
+
+
+def patch_inference(images: Tensor,
+                    logits_fn: Callable[[Tensor], Tensor],
+                    crop_size: Tuple[int, int],
+                    stride: Tuple[int, int],
+                    resize_to: Tuple[int, int],
+                    with_global_view: bool = True) -> Tensor:
+    """Class probabilities of a batch by overlapping windows (+ a global view).
+
+    Args:
+        images (Tensor): Normalised images, (B, 3, H, W), any H, W.
+        logits_fn (Callable): Maps views (N, 3, h_c, w_c) to logits (N, T, h, w).
+        crop_size (tuple[int, int]): Window size (h_c, w_c), e.g. (384, 384).
+        stride (tuple[int, int]): Window stride, e.g. (256, 256).
+        resize_to (tuple[int, int]): Size the image is resized to before windowing, e.g. (640, 640).
+        with_global_view (bool): Add the whole image resized to ``crop_size`` as one more view and
+            average its map with the windows' map. Defaults to True.
+
+    Returns:
+        Tensor: Probabilities in [0, 1], (B, T, *resize_to).
+    """
+    batch_size = images.shape[0]
+    resized = F.interpolate(images, size=resize_to, mode='bilinear', align_corners=False)
+    offsets = window_offsets(resize_to, crop_size, stride)
+    views = [resized[:, :, y:y + crop_size[0], x:x + crop_size[1]] for y, x in offsets]
+    if with_global_view:
+        views.append(F.interpolate(images, size=crop_size, mode='bilinear', align_corners=False))
+    # One call for all views of all images: (V * B, 3, h_c, w_c), view-major.
+    logits = logits_fn(torch.cat(views))
+    probs = F.interpolate(logits, size=crop_size, mode='bilinear', align_corners=False).sigmoid()
+    probs = probs.view(len(views), batch_size, *probs.shape[1:])
+
+    local = probs.new_zeros((batch_size, probs.shape[2], *resize_to))
+    count = probs.new_zeros((1, 1, *resize_to))
+    for view_probs, (y, x) in zip(probs, offsets):
+        local[:, :, y:y + crop_size[0], x:x + crop_size[1]] += view_probs
+        count[:, :, y:y + crop_size[0], x:x + crop_size[1]] += 1
+    local /= count
+    if not with_global_view:
+        return local
+    global_probs = F.interpolate(probs[-1], size=resize_to, mode='bilinear', align_corners=False)
+    return (local + global_probs) / 2
