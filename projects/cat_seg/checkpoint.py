@@ -1,0 +1,136 @@
+"""Weights from outside: safe file loading, CLIP towers, and official CAT-Seg checkpoints.
+
+Third-party files are data, never code: every load here is ``torch.load(weights_only=True)`` (or
+safetensors), so a pickle that would run code is refused.
+"""
+import re
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+# Official (detectron2) key prefix -> our segmentor prefix; the rest of each key is kept.
+# CLIP keys are OpenAI's (split q/k/v in the official files, which our encoders also use).
+_CLIP = 'sem_seg_head.predictor.clip_model.'
+OFFICIAL_PREFIXES: Tuple[Tuple[str, str], ...] = (
+    (_CLIP + 'visual.', 'backbone.'),
+    (_CLIP + 'token_embedding.', 'text_encoder.token_embedding.'),
+    (_CLIP + 'positional_embedding', 'text_encoder.positional_embedding'),
+    (_CLIP + 'transformer.', 'text_encoder.transformer.'),
+    (_CLIP + 'ln_final.', 'text_encoder.ln_final.'),
+    (_CLIP + 'text_projection', 'text_encoder.text_projection'),
+    ('upsample1.', 'guidance.upsamplers.0.'),
+    ('upsample2.', 'guidance.upsamplers.1.'),
+    ('sem_seg_head.predictor.transformer.', 'decode_head.'),
+)
+# Renames inside the decode head (official model.py module paths -> ours), applied in order.
+OFFICIAL_HEAD_RENAMES: Tuple[Tuple[str, str], ...] = (
+    (r'^decode_head\.conv1\.', 'decode_head.cost_embed.conv.'),
+    (r'^decode_head\.guidance_projection\.0\.', 'decode_head.spatial_guidance_proj.conv.'),
+    (r'^decode_head\.text_guidance_projection\.0\.', 'decode_head.text_guidance_proj.0.'),
+    (r'^decode_head\.decoder_guidance_projection\.(\d+)\.0\.',
+     r'decode_head.decoder.guidance_projs.\1.conv.'),
+    (r'^decode_head\.layers\.(\d+)\.swin_block\.block_(\d)\.',
+     lambda m: f'decode_head.layers.{m[1]}.spatial.blocks.{int(m[2]) - 1}.'),
+    (r'^decode_head\.layers\.(\d+)\.swin_block\.guidance_norm\.',
+     r'decode_head.layers.\1.spatial.guidance_norm.'),
+    (r'^decode_head\.layers\.(\d+)\.attention\.attention\.', r'decode_head.layers.\1.cls.attn.'),
+    (r'^decode_head\.layers\.(\d+)\.attention\.MLP\.(\d)\.', r'decode_head.layers.\1.cls.mlp.\2.'),
+    (r'^decode_head\.layers\.(\d+)\.attention\.', r'decode_head.layers.\1.cls.'),
+    (r'^decode_head\.decoder(\d)\.up\.',
+     lambda m: f'decode_head.decoder.stages.{int(m[1]) - 1}.up.'),
+    (r'^decode_head\.decoder(\d)\.conv\.double_conv\.',
+     lambda m: f'decode_head.decoder.stages.{int(m[1]) - 1}.convs.'),
+    (r'^decode_head\.head\.', 'decode_head.decoder.cls_conv.'),
+)
+# Official keys with no counterpart: CLIP's unused logit scale, and the Swin shift masks that the
+# official code saves as buffers (we build them from the run-time grid).
+OFFICIAL_DROPPED = (re.compile(r'^sem_seg_head\.predictor\.clip_model\.logit_scale$'),
+                    re.compile(r'\.swin_block\.block_\d\.attn_mask$'))
+
+
+def load_weights_file(path: str) -> Dict[str, Tensor]:
+    """A state dict from ``.pth``/``.pt``/``.bin`` (``weights_only=True``) or ``.safetensors``.
+
+    Unwraps ``{'state_dict': ...}`` and ``{'model': ...}`` containers.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f'weights file {str(file)!r} does not exist')
+    if file.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        return load_file(str(file))
+    try:
+        data = torch.load(file, map_location='cpu', weights_only=True)
+    except Exception as error:  # the unpickler raises many types; all mean "not plain weights"
+        raise ValueError(f'{str(file)!r} is not a plain weights file and is refused: it may '
+                         f'contain code (weights_only=True loading failed: {error})') from error
+    for container in ('state_dict', 'model'):
+        if isinstance(data, dict) and isinstance(data.get(container), dict):
+            data = data[container]
+    if not isinstance(data, dict):
+        raise ValueError(f'{str(file)!r} holds a {type(data).__name__}, not a state dict')
+    return data
+
+
+def load_clip_tower(module: nn.Module, path: str, tower: str) -> None:
+    """Load one CLIP tower ('visual' or 'text') from a full-CLIP or single-tower state dict.
+
+    Accepts open_clip/OpenAI keys (``visual.*`` for the image tower, top-level text keys) with a
+    packed ``in_proj_weight`` (split on load) or already split q/k/v weights.
+    """
+    state_dict = load_weights_file(path)
+    if tower == 'visual':
+        if any(k.startswith('visual.') for k in state_dict):
+            state_dict = {k[len('visual.'):]: v for k, v in state_dict.items()
+                          if k.startswith('visual.')}
+    else:
+        state_dict = {k: v for k, v in state_dict.items()
+                      if not k.startswith('visual.') and k not in ('logit_scale', 'logit_bias')}
+    own = set(module.state_dict())
+    packed = {k.replace('in_proj_weight', f'{p}_proj_weight') for k in state_dict
+              if k.endswith('in_proj_weight') for p in 'qkv'}
+    unexpected = sorted(k for k in state_dict if k not in own and not k.endswith('in_proj_weight'))
+    missing = sorted(k for k in own if k not in state_dict and k not in packed)
+    if unexpected or missing:
+        raise ValueError(f'{path!r} does not match the CLIP {tower} tower of '
+                         f'{type(module).__name__}: first unexpected key '
+                         f'{unexpected[:1]}, first missing key {missing[:1]}')
+    module.load_state_dict(state_dict)
+
+
+def convert_official_state_dict(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Official CAT-Seg (CVPR 2024 release) keys -> our segmentor's keys.
+
+    Raises:
+        ValueError: On the first key that is neither mapped nor known to be unused.
+    """
+    converted = {}
+    for key, value in state_dict.items():
+        if any(p.search(key) for p in OFFICIAL_DROPPED):
+            continue
+        new_key = _map_prefix(key)
+        for pattern, replacement in OFFICIAL_HEAD_RENAMES:
+            new_key = re.sub(pattern, replacement, new_key)
+        converted[new_key] = value
+    return converted
+
+
+def _map_prefix(key: str) -> str:
+    for old, new in OFFICIAL_PREFIXES:
+        if key.startswith(old):
+            return new + key[len(old):]
+    raise ValueError(f'unexpected key {key!r} in the official CAT-Seg checkpoint: it is neither '
+                     f'mapped nor known to be unused (see cat_seg/checkpoint.py)')
+
+
+def load_official_state_dict(path: str) -> Dict[str, Tensor]:
+    """The ``model`` state dict of an official checkpoint file, loaded safely."""
+    return load_weights_file(path)
+
+
+def unconverted_keys(converted: Dict[str, Tensor], model: nn.Module) -> Tuple[List[str], List[str]]:
+    """(missing, unexpected) keys of ``converted`` with respect to ``model``'s state dict."""
+    own = set(model.state_dict())
+    return sorted(own - set(converted)), sorted(set(converted) - own)

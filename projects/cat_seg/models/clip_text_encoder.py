@@ -1,0 +1,142 @@
+"""CLIP text encoder: class names x prompt templates -> embeddings (paper §3.2)."""
+from collections import OrderedDict
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+from mmseg.utils import OptConfigType
+from open_clip.tokenizer import SimpleTokenizer
+from open_clip.transformer import TextTransformer
+from torch import Tensor
+
+from ..checkpoint import load_clip_tower
+from .clip_arch_zoo import resolve_arch
+from .clip_attention import split_qkv_
+from .clip_image_encoder import activation
+from .prompt_templates import SYNONYM_RULES, build_prompts, resolve_templates
+
+
+@MODELS.register_module()
+class CATSegCLIPTextEncoder(BaseModule):
+    """open_clip's text tower with split q/k/v, prompt templates and an embedding cache.
+
+    Parameter names are OpenAI's text keys (``token_embedding``, ``positional_embedding``,
+    ``transformer.resblocks.*``, ``ln_final``, ``text_projection``).
+
+    Cache: embeddings are kept per ``(class names, templates)`` for the current weights; the key
+    includes every parameter's storage and version counter, so loading weights, an optimizer
+    step or a device move invalidates it. It is bypassed while the text tower trains (grad
+    enabled and a parameter requires grad). ``num_prompts_encoded`` counts prompts actually run.
+
+    Args:
+        arch (str | dict): A row of ``CLIP_ARCH_ZOO`` or a dict with the keys of ``TEXT_KEYS``.
+        templates (str | Sequence[str]): A name of ``PROMPT_TEMPLATES`` ('release',
+            'imagenet80') or templates with one '{}'. Defaults to 'release'.
+        synonym_rule (str): 'first' (official: "a, b" -> "a") or 'full'. Defaults to 'first'.
+        pretrained (str, optional): Local CLIP weights, ``weights_only=True``. Defaults to None.
+        encode_chunk_size (int): Prompts per transformer call, bounding memory. Defaults to 256.
+        cache_size (int): Vocabularies kept in the cache. Defaults to 8.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Examples:
+        >>> encoder = CATSegCLIPTextEncoder('vit-b16')
+        >>> encoder(['sky', 'tree']).shape
+        torch.Size([2, 1, 512])
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'vit-b16',
+                 templates: Union[str, Sequence[str]] = 'release',
+                 synonym_rule: str = 'first',
+                 pretrained: Optional[str] = None,
+                 encode_chunk_size: int = 256,
+                 cache_size: int = 8,
+                 init_cfg: OptConfigType = None):
+        super().__init__(init_cfg=init_cfg)
+        cfg = resolve_arch(arch, 'text')
+        if synonym_rule not in SYNONYM_RULES:
+            raise ValueError(f'synonym_rule={synonym_rule!r} is not one of {list(SYNONYM_RULES)}')
+        if encode_chunk_size < 1:
+            raise ValueError(f'encode_chunk_size={encode_chunk_size} must be at least 1')
+        self.templates = resolve_templates(templates)
+        self.synonym_rule = synonym_rule
+        self.encode_chunk_size = encode_chunk_size
+        self.cache_size = cache_size
+        self.context_length = cfg['context_length']
+        self.tokenizer = SimpleTokenizer(context_length=cfg['context_length'])
+
+        tower = TextTransformer(
+            context_length=cfg['context_length'], vocab_size=cfg['vocab_size'],
+            width=cfg['embed_dims'], heads=cfg['num_heads'], layers=cfg['num_layers'],
+            mlp_ratio=cfg['mlp_ratio'], output_dim=cfg['output_dims'],
+            act_layer=activation(cfg['act']))
+        # Adopt the tower's members so parameter names are OpenAI's text keys.
+        self.token_embedding = tower.token_embedding
+        self.positional_embedding = tower.positional_embedding
+        self.transformer = split_qkv_(tower.transformer)
+        self.ln_final, self.text_projection = tower.ln_final, tower.text_projection
+        self.register_buffer('attn_mask', tower.attn_mask, persistent=False)
+        self._cache: 'OrderedDict[tuple, Tensor]' = OrderedDict()
+        self.num_prompts_encoded = 0
+        if pretrained is not None:
+            load_clip_tower(self, pretrained, tower='text')
+
+    @property
+    def num_prompts(self) -> int:
+        """P, the number of templates."""
+        return len(self.templates)
+
+    def tokenize(self, class_names: Sequence[str]) -> Tensor:
+        """CLIP BPE tokens of every prompt, class-major, (T * P, context_length)."""
+        prompts = build_prompts(class_names, self.templates, self.synonym_rule)
+        return self.tokenizer(prompts, context_length=self.context_length)
+
+    def forward(self, class_names: Sequence[str]) -> Tensor:
+        """L2-normalised embeddings of every class in every template.
+
+        Args:
+            class_names (Sequence[str]): T class names.
+
+        Returns:
+            Tensor: (T, P, C).
+        """
+        if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
+            raise TypeError(f'class_names must be a list of str, got {class_names!r:.80}')
+        if len(class_names) == 0:
+            raise ValueError('class_names is empty: give at least one class name')
+        trains = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        if trains:
+            return self._encode(class_names)
+        key = (tuple(class_names), self.templates, self._weights_version())
+        if key not in self._cache:
+            with torch.no_grad():
+                self._cache[key] = self._encode(class_names)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+    def _weights_version(self) -> Tuple[Tuple[int, int], ...]:
+        return tuple((p.data_ptr(), p._version) for p in self.parameters())
+
+    def _encode(self, class_names: Sequence[str]) -> Tensor:
+        tokens = self.tokenize(class_names).to(self.token_embedding.weight.device)
+        embeds = torch.cat([self.encode_tokens(chunk)
+                            for chunk in tokens.split(self.encode_chunk_size)])
+        self.num_prompts_encoded += tokens.shape[0]
+        return embeds.view(len(class_names), self.num_prompts, -1)
+
+    def encode_tokens(self, tokens: Tensor) -> Tensor:
+        """Normalised embeddings of token rows (N, L) -> (N, C), pooled at the end token.
+
+        The causal mask makes every position blind to later ones, so positions after the
+        longest prompt's end token cannot change the result and are not computed.
+        """
+        end = tokens.argmax(dim=-1)             # the end-of-text id is the largest id
+        length = int(end.max()) + 1
+        x = self.token_embedding(tokens[:, :length]) + self.positional_embedding[:length]
+        x = self.transformer(x, attn_mask=self.attn_mask[:length, :length])
+        x = self.ln_final(x[torch.arange(x.shape[0], device=x.device), end])
+        return F.normalize(x @ self.text_projection, dim=-1)

@@ -1,0 +1,46 @@
+"""Prompt template sets, as data: each '{}' is replaced by a class name."""
+from typing import Dict, List, Sequence, Tuple, Union
+
+from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+PROMPT_TEMPLATES: Dict[str, Tuple[str, ...]] = {
+    # CVPR 2024 release (official cat_seg_predictor.py, PROMPT_ENSEMBLE_TYPE "single").
+    'release': ('A photo of a {} in the scene', ),
+    # Paper v1 §4.1: the 80 templates CLIP used for ImageNet (Radford et al. 2021), as shipped by
+    # open_clip (zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES, callables turned into '{}' strings).
+    'imagenet80': tuple(template('{}') for template in OPENAI_IMAGENET_TEMPLATES),
+}
+
+
+def resolve_templates(templates: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    """Templates of a named set, or the given list; each must contain exactly one '{}'."""
+    if isinstance(templates, str):
+        if templates not in PROMPT_TEMPLATES:
+            raise ValueError(f'templates={templates!r} is not one of {list(PROMPT_TEMPLATES)}; '
+                             "use one of these or a list of strings with one '{}'")
+        return PROMPT_TEMPLATES[templates]
+    bad = [t for t in templates if not isinstance(t, str) or t.count('{}') != 1]
+    if bad or not templates:
+        raise ValueError(f"every prompt template needs exactly one '{{}}' and there must be at "
+                         f'least one; got {list(templates)!r}')
+    return tuple(templates)
+
+
+SYNONYM_RULES = ('first', 'full')
+
+
+def prompt_name(name: str, synonym_rule: str) -> str:
+    """The text put into the templates for a class name.
+
+    'first' (official): a name written "a, b" is prompted as its first synonym "a"; any other name
+    is used exactly as given (a trailing space stays; the tokenizer normalises whitespace).
+    'full': the name as given.
+    """
+    return name.split(', ')[0] if synonym_rule == 'first' else name
+
+
+def build_prompts(class_names: Sequence[str], templates: Sequence[str],
+                  synonym_rule: str) -> List[str]:
+    """Prompts class-major: prompt ``t * P + p`` is class t in template p."""
+    return [template.format(prompt_name(name, synonym_rule))
+            for name in class_names for template in templates]
