@@ -4,8 +4,13 @@ import os
 from pathlib import Path
 from typing import List, NamedTuple
 
+import cat_seg  # noqa: F401,I001  (first: cat_seg.compat must run before mmseg.utils/models)
 import pytest
 import torch
+from mmseg.utils import register_all_modules
+
+# Build configs by mmseg type names, as tools/train.py does through default_scope='mmseg'.
+register_all_modules(init_default_scope=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PARITY_DIR = REPO_ROOT.parent / 'shared' / 'fixtures' / 'catseg_parity'

@@ -1,7 +1,11 @@
 """CAT-Seg model components, registered in ``mmseg.registry.MODELS``."""
+from .catseg import CATSeg
+from .catseg_head import CATSegHead, CATSegHeadInputs
 from .clip_image_encoder import CATSegCLIPImageEncoder, CLIPImageFeatures
 from .clip_text_encoder import CATSegCLIPTextEncoder
 from .guidance import CATSegCLIPGuidance, Guidance
+from .losses import CATSegBCELoss
 
-__all__ = ['CATSegCLIPImageEncoder', 'CLIPImageFeatures', 'CATSegCLIPTextEncoder',
-           'CATSegCLIPGuidance', 'Guidance']
+__all__ = ['CATSeg', 'CATSegHead', 'CATSegHeadInputs', 'CATSegCLIPImageEncoder',
+           'CLIPImageFeatures', 'CATSegCLIPTextEncoder', 'CATSegCLIPGuidance', 'Guidance',
+           'CATSegBCELoss']

@@ -1,0 +1,244 @@
+"""CAT-Seg segmentor (Cho et al., "CAT-Seg: Cost Aggregation for Open-Vocabulary Semantic
+Segmentation", CVPR 2024, arXiv:2303.11797)."""
+import copy
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import ConfigType, OptConfigType, OptSampleList, SampleList, add_prefix
+from torch import Tensor
+
+from .catseg_head import CATSegHeadInputs
+from .finetune_policy import apply_finetune_policy
+from .patch_inference import patch_inference
+
+TEST_MODES = ('whole', 'slide')
+WHOLE_OUTPUTS = ('stretch_padded', 'crop_padding')
+
+
+@MODELS.register_module()
+class CATSeg(EncoderDecoder):
+    """CAT-Seg: CLIP cost volume, cost aggregation and upsampling decoder (paper §3).
+
+    The vocabulary is data: class names are encoded per call (cached by the text encoder), so one
+    model predicts over any list of names without rebuilding. Every mode shares one feature path::
+
+        loss():    whole_views() -> class_logits() -> decode_head.loss_by_feat()
+        predict(): whole_views() | patch_inference() -> class_logits() -> probabilities at
+                   ori_shape -> SegDataSample(seg_logits=probabilities, pred_sem_seg=argmax)
+        _forward(): whole_views() -> class_logits()
+
+        class_logits(): backbone() -> guidance() -> text_encoder(vocabulary) -> decode_head()
+
+    Args:
+        backbone (ConfigType): CLIP image encoder, e.g. ``CATSegCLIPImageEncoder``.
+        text_encoder (ConfigType): CLIP text encoder, e.g. ``CATSegCLIPTextEncoder``.
+        guidance (ConfigType): Guidance source, e.g. ``CATSegCLIPGuidance``.
+        decode_head (ConfigType): ``CATSegHead``.
+        vocabulary (Sequence[str], optional): Class names predicted when a call gives none;
+            ``CATSegVocabularyHook`` sets it from the evaluated dataset. Defaults to None.
+        train_vocabulary (Sequence[str], optional): Class names of the training labels;
+            ``CATSegVocabularyHook`` sets it from the training dataset. Defaults to None.
+        finetune_policy (str | Sequence[str]): Which CLIP parameters train, a name of
+            ``FINETUNE_POLICIES`` or patterns. Defaults to 'attention_qv' (release).
+        pad_size_divisor (int): Images are zero-padded (in normalised space) to a multiple of
+            this before the resize to the CLIP resolution, as the release does (fixture README
+            §3). Defaults to 32.
+        train_cfg, test_cfg (dict, optional): ``test_cfg.mode`` is 'whole' or 'slide'; slide
+            takes ``crop_size``, ``stride``, ``resize_to`` and ``with_global_view`` (paper App.
+            A.3); whole takes ``whole_output``: 'stretch_padded' (release: the map of the padded
+            image is stretched over the image, fixture README §8) or 'crop_padding'.
+        data_preprocessor (dict, optional): ``SegDataPreProcessor`` with CLIP mean/std.
+        init_cfg (dict, optional): Initialisation config.
+
+    Examples:
+        >>> # model = MODELS.build(cfg.model); model.predict(images, vocabulary=['sky', 'tree'])
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 text_encoder: ConfigType,
+                 guidance: ConfigType,
+                 decode_head: ConfigType,
+                 vocabulary: Optional[Sequence[str]] = None,
+                 train_vocabulary: Optional[Sequence[str]] = None,
+                 finetune_policy='attention_qv',
+                 pad_size_divisor: int = 32,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptConfigType = None):
+        super().__init__(
+            backbone=backbone,
+            decode_head=decode_head,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg if test_cfg is not None else dict(mode='whole'),
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.text_encoder = MODELS.build(text_encoder)
+        self.guidance = MODELS.build(guidance)
+        self.vocabulary = list(vocabulary) if vocabulary is not None else None
+        self.train_vocabulary = list(train_vocabulary) if train_vocabulary is not None else None
+        self.pad_size_divisor = pad_size_divisor
+        self._check_test_cfg()
+        self.trainable_clip_parameters = apply_finetune_policy(self, finetune_policy)
+
+    def _check_test_cfg(self) -> None:
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode not in TEST_MODES:
+            raise ValueError(f'test_cfg.mode={mode!r} is not one of {list(TEST_MODES)}')
+        whole_output = self.test_cfg.get('whole_output', 'stretch_padded')
+        if whole_output not in WHOLE_OUTPUTS:
+            raise ValueError(f'test_cfg.whole_output={whole_output!r} is not one of '
+                             f'{list(WHOLE_OUTPUTS)}')
+        missing = [k for k in ('crop_size', 'stride', 'resize_to') if k not in self.test_cfg]
+        if mode == 'slide' and missing:
+            raise ValueError(f'test_cfg.mode="slide" needs {missing}, e.g. crop_size=(384, 384), '
+                             'stride=(256, 256), resize_to=(640, 640)')
+
+    # ----------------------------------------------------------------- shared feature path
+    @property
+    def clip_size(self) -> Tuple[int, int]:
+        """(H, W) of the CLIP input, e.g. (384, 384)."""
+        return tuple(self.backbone.img_size)
+
+    def encode_vocabulary(self, vocabulary: Optional[Sequence[str]], *,
+                          training: bool = False) -> Tensor:
+        """Text embeddings (T, P, C) of the given names, else of the current vocabulary."""
+        if vocabulary is None:
+            vocabulary = self.train_vocabulary if training else self.vocabulary
+        if not vocabulary:
+            which = 'train_vocabulary' if training else 'vocabulary'
+            raise ValueError(f'CATSeg has no {which}: pass vocabulary=[...] to predict(), set '
+                             f'model.{which} in the config, or add CATSegVocabularyHook to '
+                             'custom_hooks so it is taken from the dataset metainfo')
+        return self.text_encoder(vocabulary)
+
+    def class_logits(self, views: Tensor, text_embeds: Tensor) -> Tensor:
+        """Per-class logits of a batch of views.
+
+        Args:
+            views (Tensor): Normalised images, (B, 3, H_img, W_img); resized to the CLIP
+                resolution when they differ.
+            text_embeds (Tensor): Class embeddings, (T, P, C).
+
+        Returns:
+            Tensor: Logits, (B, T, H_out, W_out), e.g. 96x96 for a 24x24 cost grid.
+        """
+        if tuple(views.shape[-2:]) != self.clip_size:
+            views = F.interpolate(views, size=self.clip_size, mode='bilinear', align_corners=False)
+        clip_feats = self.backbone(views)
+        guidance = self.guidance(views, clip_feats)
+        text = text_embeds.unsqueeze(0).expand(views.shape[0], *text_embeds.shape)
+        return self.decode_head(CATSegHeadInputs(clip_feats.dense, text, guidance))
+
+    def whole_views(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Each image cropped to its ``img_shape``, zero-padded to ``pad_size_divisor`` and resized
+        to the CLIP resolution (fixture README §3): (B, 3, *clip_size)."""
+        views = []
+        for image, meta in zip(inputs, batch_img_metas):
+            image = self._unpadded(image, meta)
+            pad_h, pad_w = (-s % self.pad_size_divisor for s in image.shape[-2:])
+            image = F.pad(image, (0, pad_w, 0, pad_h))
+            views.append(F.interpolate(image[None], size=self.clip_size, mode='bilinear',
+                                       align_corners=False))
+        return torch.cat(views)
+
+    @staticmethod
+    def _unpadded(image: Tensor, meta: dict) -> Tensor:
+        height, width = meta.get('img_shape', image.shape[-2:])[:2]
+        return image[..., :height, :width]
+
+    # ----------------------------------------------------------------- mmseg entry points
+    def extract_feat(self, inputs: Tensor):
+        """CLIP features of CLIP-sized views: ``CLIPImageFeatures``."""
+        return self.backbone(inputs)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Logits of the whole images over the current vocabulary, (B, T, H_out, W_out)."""
+        return self.class_logits(self.whole_views(inputs, batch_img_metas),
+                                 self.encode_vocabulary(None))
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Per-pixel BCE of the whole (cropped) images over the training vocabulary."""
+        views = self.whole_views(inputs, [s.metainfo for s in data_samples])
+        logits = self.class_logits(views, self.encode_vocabulary(None, training=True))
+        return add_prefix(self.decode_head.loss_by_feat(logits, data_samples), 'decode')
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
+        """Whole-image logits without post-processing, (B, T, H_out, W_out)."""
+        return self.encode_decode(inputs, self._metas(inputs, data_samples))
+
+    def predict(self,
+                inputs: Tensor,
+                data_samples: OptSampleList = None,
+                vocabulary: Optional[Sequence[str]] = None) -> SampleList:
+        """Segment a batch over ``vocabulary`` (default: ``self.vocabulary``).
+
+        Returns:
+            list[SegDataSample]: ``seg_logits`` holds class probabilities (T, H, W) at
+            ``ori_shape`` (sigmoid outputs, averaged over views in slide mode) and
+            ``pred_sem_seg`` their argmax (1, H, W).
+        """
+        metas = self._metas(inputs, data_samples)
+        text_embeds = self.encode_vocabulary(vocabulary)
+        if self.test_cfg.get('mode', 'whole') == 'slide':
+            probs = self._slide_probs(inputs, metas, text_embeds)
+        else:
+            probs = self._whole_probs(inputs, metas, text_embeds)
+        if data_samples is None:
+            data_samples = [SegDataSample(metainfo=meta) for meta in metas]
+        for sample, prob in zip(data_samples, probs):
+            sample.set_data(dict(seg_logits=PixelData(data=prob),
+                                 pred_sem_seg=PixelData(data=prob.argmax(0, keepdim=True))))
+        return data_samples
+
+    # ----------------------------------------------------------------- inference modes
+    def _whole_probs(self, inputs: Tensor, metas: List[dict],
+                     text_embeds: Tensor) -> List[Tensor]:
+        probs = self.class_logits(self.whole_views(inputs, metas), text_embeds).sigmoid()
+        outputs = []
+        for prob, meta in zip(probs, metas):
+            if self.test_cfg.get('whole_output', 'stretch_padded') == 'crop_padding':
+                height, width = meta.get('img_shape', inputs.shape[-2:])[:2]
+                padded = tuple(s + (-s % self.pad_size_divisor) for s in (height, width))
+                prob = F.interpolate(prob[None], size=padded, mode='bilinear',
+                                     align_corners=False)[0, :, :height, :width]
+            outputs.append(self._to_original(prob, meta))
+        return outputs
+
+    def _slide_probs(self, inputs: Tensor, metas: List[dict],
+                     text_embeds: Tensor) -> List[Tensor]:
+        cfg = self.test_cfg
+        outputs = []
+        for image, meta in zip(inputs, metas):
+            fused = patch_inference(
+                self._unpadded(image, meta)[None],
+                lambda views: self.class_logits(views, text_embeds),
+                crop_size=tuple(cfg['crop_size']),
+                stride=tuple(cfg['stride']),
+                resize_to=tuple(cfg['resize_to']),
+                with_global_view=cfg.get('with_global_view', True))
+            outputs.append(self._to_original(fused[0], meta))
+        return outputs
+
+    @staticmethod
+    def _to_original(prob: Tensor, meta: dict) -> Tensor:
+        """Resize (T, h, w) probabilities straight to ``ori_shape`` and undo a test-time flip."""
+        prob = F.interpolate(prob[None], size=tuple(meta['ori_shape'][:2]), mode='bilinear',
+                             align_corners=False)[0]
+        if meta.get('flip', False):
+            prob = prob.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
+        return prob
+
+    @staticmethod
+    def _metas(inputs: Tensor, data_samples: OptSampleList) -> List[dict]:
+        if data_samples is not None:
+            return [copy.copy(sample.metainfo) for sample in data_samples]
+        shape = tuple(inputs.shape[-2:])
+        return [dict(ori_shape=shape, img_shape=shape, pad_shape=shape)
+                for _ in range(inputs.shape[0])]

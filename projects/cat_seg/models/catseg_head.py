@@ -1,0 +1,165 @@
+"""CAT-Seg decode head: cost volume -> N_B x (spatial, class aggregation) -> upsampling decoder."""
+from typing import NamedTuple, Sequence, Tuple
+
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType
+from torch import Tensor, nn
+
+from .class_aggregation import ClassAggregation
+from .cost_volume import (CostEmbedding, cosine_cost, gather_classes, scatter_classes,
+                          select_classes)
+from .guidance import Guidance
+from .spatial_aggregation import SpatialAggregation
+from .upsampling_decoder import UpsamplingDecoder
+
+# Logit of the classes the release drops when the vocabulary exceeds pad_len (official model.py
+# Aggregator.forward; fixture README §11): sigmoid(-100) is 0 for every practical purpose.
+DROPPED_CLASS_LOGIT = -100.0
+
+
+class CATSegHeadInputs(NamedTuple):
+    """What the head aggregates.
+
+    Attributes:
+        image_feats (Tensor): Dense CLIP features, (B, C, H, W).
+        text_embeds (Tensor): Class embeddings, (B, T, P, C).
+        guidance (Guidance): Spatial (B, C_v, H, W) and decoder guidance, coarse to fine.
+    """
+
+    image_feats: Tensor
+    text_embeds: Tensor
+    guidance: Guidance
+
+
+class AggregatorLayer(nn.Module):
+    """One of the N_B layers: spatial then class aggregation (paper Fig. 3)."""
+
+    def __init__(self, embed_dims: int, spatial_guidance: int, text_guidance: int,
+                 num_heads: int, window_size: int, mlp_ratio: float, pad_len: int):
+        super().__init__()
+        self.spatial_agg = SpatialAggregation(embed_dims, spatial_guidance, num_heads,
+                                              window_size, mlp_ratio)
+        self.class_agg = ClassAggregation(embed_dims, text_guidance, num_heads, pad_len, mlp_ratio)
+
+    def forward(self, x: Tensor, spatial_guidance, text_guidance, pool_size) -> Tensor:
+        """(B, T, H, W, C) -> (B, T, H, W, C)."""
+        return self.class_agg(self.spatial_agg(x, spatial_guidance), text_guidance, pool_size)
+
+
+@MODELS.register_module()
+class CATSegHead(BaseDecodeHead):
+    """Cost aggregation head of CAT-Seg (Cho et al., CVPR 2024, §3.2-3.4).
+
+    Call graph (as ``BaseDecodeHead``)::
+
+        loss():    forward() -> loss_by_feat()   (logits resized to the label, CATSegBCELoss)
+        forward(): cosine_cost() -> [select_classes()] -> CostEmbedding
+                   -> N_B x AggregatorLayer(SpatialAggregation, ClassAggregation)
+                   -> UpsamplingDecoder -> [scatter_classes()]
+
+    The vocabulary is data: ``num_classes`` only satisfies ``BaseDecodeHead``; any T works.
+
+    Args:
+        embed_dims (int): d_F, cost embedding width. Defaults to 128.
+        num_heads (int): Heads of both aggregations. Defaults to 4.
+        num_layers (int): N_B. Defaults to 2.
+        window_size (int): Swin window side. Defaults to 12.
+        mlp_ratio (float): MLP width ratio of both aggregations. Defaults to 4.
+        num_prompts (int): P, templates per class. Defaults to 1.
+        text_guidance_channels (int): Text embedding channels (0: no text guidance).
+        spatial_guidance_channels (int): Spatial guidance channels (0: none).
+        guidance_proj_channels (int): Projected text and spatial guidance. Defaults to 128.
+        decoder_channels (Sequence[int]): Stage widths, N_U = len. Defaults to (64, 32).
+        decoder_guidance_channels (Sequence[int]): Decoder guidance inputs. Defaults to (256, 128).
+        decoder_guidance_proj_channels (Sequence[int]): Projected. Defaults to (32, 16).
+        pad_len (int): Class axis length of class aggregation: shorter vocabularies are padded,
+            longer ones keep the ``pad_len`` classes of highest cost per image, the others get
+            ``DROPPED_CLASS_LOGIT`` (release). 0 disables both. Defaults to 256.
+        train_pool_size (tuple[int, int]): Class-aggregation pooling in training. Defaults to
+            (2, 2) (official POOLING_SIZES).
+        test_pool_size (tuple[int, int]): Pooling at evaluation. Defaults to (1, 1) (eval.sh).
+        loss_decode (dict): Defaults to ``CATSegBCELoss``.
+    """
+
+    def __init__(self,
+                 embed_dims: int = 128,
+                 num_heads: int = 4,
+                 num_layers: int = 2,
+                 window_size: int = 12,
+                 mlp_ratio: float = 4.0,
+                 num_prompts: int = 1,
+                 text_guidance_channels: int = 512,
+                 spatial_guidance_channels: int = 512,
+                 guidance_proj_channels: int = 128,
+                 decoder_channels: Sequence[int] = (64, 32),
+                 decoder_guidance_channels: Sequence[int] = (256, 128),
+                 decoder_guidance_proj_channels: Sequence[int] = (32, 16),
+                 pad_len: int = 256,
+                 train_pool_size: Tuple[int, int] = (2, 2),
+                 test_pool_size: Tuple[int, int] = (1, 1),
+                 loss_decode: ConfigType = dict(type='CATSegBCELoss'),
+                 init_cfg=None,
+                 **kwargs):
+        super().__init__(in_channels=embed_dims, channels=embed_dims, loss_decode=loss_decode,
+                         init_cfg=init_cfg, **kwargs)
+        del self.conv_seg  # one logit per class comes from the decoder, for any vocabulary
+        if embed_dims % num_heads:
+            raise ValueError(f'num_heads={num_heads} must divide embed_dims={embed_dims}')
+        for name, size in (('train_pool_size', train_pool_size),
+                           ('test_pool_size', test_pool_size)):
+            if len(size) != 2 or min(size) < 1:
+                raise ValueError(f'{name}={size!r} must be two positive ints (pool H, pool W)')
+        self.pad_len = pad_len
+        self.train_pool_size, self.test_pool_size = tuple(train_pool_size), tuple(test_pool_size)
+        text_proj = guidance_proj_channels if text_guidance_channels else 0
+        spatial_proj = guidance_proj_channels if spatial_guidance_channels else 0
+
+        self.cost_embed = CostEmbedding(num_prompts, embed_dims)
+        self.spatial_guidance_proj = (
+            ConvModule(spatial_guidance_channels, spatial_proj, 3, padding=1, norm_cfg=None,
+                       act_cfg=dict(type='ReLU')) if spatial_proj else None)
+        self.text_guidance_proj = (
+            nn.Sequential(nn.Linear(text_guidance_channels, text_proj), nn.ReLU())
+            if text_proj else None)
+        self.layers = nn.ModuleList(
+            AggregatorLayer(embed_dims, spatial_proj, text_proj, num_heads, window_size,
+                            mlp_ratio, pad_len) for _ in range(num_layers))
+        self.decoder = UpsamplingDecoder(embed_dims, decoder_channels, decoder_guidance_channels,
+                                         decoder_guidance_proj_channels)
+
+    def forward(self, inputs: CATSegHeadInputs) -> Tensor:
+        """Per-class logits.
+
+        Args:
+            inputs (CATSegHeadInputs): Image features, text embeddings (B, T, P, C), guidance.
+
+        Returns:
+            Tensor: (B, T, H * 2**N_U, W * 2**N_U).
+        """
+        image_feats, text_embeds, guidance = inputs
+        cost = cosine_cost(image_feats, text_embeds)
+        num_classes = text_embeds.shape[1]
+        kept = None
+        if self.pad_len and num_classes > self.pad_len:
+            kept = select_classes(cost, self.pad_len)
+            text_embeds = F.normalize(gather_classes(text_embeds, kept), dim=-1)
+            cost = cosine_cost(image_feats, text_embeds)
+        x = self.cost_embed(cost)                                      # (B, T, H, W, C)
+
+        spatial = None
+        if self.spatial_guidance_proj is not None:
+            spatial = self.spatial_guidance_proj(guidance.spatial).permute(0, 2, 3, 1)
+        text = None
+        if self.text_guidance_proj is not None:
+            text = self.text_guidance_proj(F.normalize(text_embeds.mean(dim=2), dim=-1))
+        pool_size = self.train_pool_size if self.training else self.test_pool_size
+        for layer in self.layers:
+            x = layer(x, spatial, text, pool_size)
+
+        logits = self.decoder(x.permute(0, 1, 4, 2, 3), guidance.decoder)
+        if kept is not None:
+            logits = scatter_classes(logits, kept, num_classes, DROPPED_CLASS_LOGIT)
+        return logits

@@ -1,0 +1,108 @@
+"""Class aggregation (paper §3.3, Eq. 3 and 4): linear attention across classes at each pixel.
+
+No positional encoding is used over classes, so any number of classes in any order works and the
+output is permutation-equivariant. The release pads the class axis to a fixed length with one
+learned token (and learned guidance); every padding slot is identical, so here their keys and
+values enter the attention sums once, multiplied by their count, and their outputs (discarded by
+the release) are never computed.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .guided_linear import GuidedLinear
+
+LINEAR_ATTENTION_EPS = 1e-6   # official LinearAttention eps
+
+
+def feature_map(x: Tensor) -> Tensor:
+    """Positive feature map of linear attention, elu(x) + 1 (Katharopoulos et al., 2020)."""
+    return F.elu(x) + 1
+
+
+class ClassAggregation(nn.Module):
+    """Pre-norm linear-attention transformer layer over the class axis.
+
+    Args:
+        embed_dims (int): C.
+        guidance_channels (int): Projected text guidance channels; 0 for none.
+        num_heads (int): Attention heads.
+        pad_len (int): Class sequences shorter than this are padded to it with a learned token
+            (release: 256); 0 disables padding.
+        mlp_ratio (float): MLP hidden width over C. Defaults to 4.
+    """
+
+    def __init__(self, embed_dims: int, guidance_channels: int, num_heads: int,
+                 pad_len: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.num_heads, self.pad_len = num_heads, pad_len
+        self.norm1 = nn.LayerNorm(embed_dims)
+        self.attn = nn.Module()
+        self.attn.q = GuidedLinear(embed_dims, guidance_channels, embed_dims)
+        self.attn.k = GuidedLinear(embed_dims, guidance_channels, embed_dims)
+        self.attn.v = nn.Linear(embed_dims, embed_dims)
+        self.norm2 = nn.LayerNorm(embed_dims)
+        hidden = int(embed_dims * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, embed_dims))
+        self.padding_tokens = nn.Parameter(torch.zeros(1, 1, embed_dims)) if pad_len else None
+        self.padding_guidance = (nn.Parameter(torch.zeros(1, 1, guidance_channels))
+                                 if pad_len and guidance_channels else None)
+
+    def forward(self, x: Tensor, guidance: Optional[Tensor],
+                pool_size: Tuple[int, int]) -> Tensor:
+        """One layer.
+
+        Args:
+            x (Tensor): Cost embedding, (B, T, H, W, C).
+            guidance (Tensor, optional): Projected text guidance, (B, T, C_g).
+            pool_size (tuple[int, int]): Average pooling over (H, W) before attention; the
+                result is upsampled back (bilinear, align_corners=True) and added to ``x``.
+
+        Returns:
+            Tensor: (B, T, H, W, C).
+        """
+        batch, classes, height, width, channels = x.shape
+        pooled = x
+        if tuple(pool_size) != (1, 1):
+            pooled = F.avg_pool2d(x.permute(0, 1, 4, 2, 3).flatten(0, 1), pool_size)
+            pooled = pooled.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
+        tokens = pooled.permute(0, 2, 3, 1, 4)                     # (B, h, w, T, C)
+        text = guidance[:, None, None] if guidance is not None else None
+        tokens = tokens + self._attention(self.norm1(tokens), text)
+        tokens = tokens + self.mlp(self.norm2(tokens))
+        update = tokens.permute(0, 3, 1, 2, 4)                     # (B, T, h, w, C)
+        if update.shape[2:4] != (height, width):
+            update = F.interpolate(update.permute(0, 1, 4, 2, 3).flatten(0, 1), (height, width),
+                                   mode='bilinear', align_corners=True)
+            update = update.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
+        # The release adds the whole updated pooled sequence (residuals included) to x.
+        return x + update
+
+    def _attention(self, y: Tensor, text: Optional[Tensor]) -> Tensor:
+        """Linear attention over T for normed tokens (B, h, w, T, C) -> (B, h, w, T, C)."""
+        heads = self.num_heads
+        q = feature_map(self.attn.q(y, text).unflatten(-1, (heads, -1)))     # (..., T, heads, d)
+        k = feature_map(self.attn.k(y, text).unflatten(-1, (heads, -1)))
+        v = self.attn.v(y).unflatten(-1, (heads, -1))
+        kv = torch.einsum('...thd,...the->...hde', k, v)
+        k_sum = k.sum(dim=-3)                                              # (..., heads, d)
+        num_pad = self.pad_len - y.shape[-2] if self.pad_len else 0
+        if num_pad > 0:
+            pad_k, pad_v = self._padding_key_value()
+            kv = kv + num_pad * torch.einsum('hd,he->hde', pad_k, pad_v)
+            k_sum = k_sum + num_pad * pad_k
+        normaliser = torch.einsum('...thd,...hd->...th', q, k_sum) + LINEAR_ATTENTION_EPS
+        out = torch.einsum('...thd,...hde->...the', q, kv) / normaliser[..., None]
+        return out.flatten(-2)
+
+    def _padding_key_value(self) -> Tuple[Tensor, Tensor]:
+        """Feature-mapped key and value of the (identical) padding slots, each (heads, d)."""
+        y = self.norm1(self.padding_tokens[0, 0])
+        k = self.attn.k(y, self.padding_guidance[0, 0] if self.padding_guidance is not None
+                        else None)
+        v = self.attn.v(y)
+        return (feature_map(k.unflatten(-1, (self.num_heads, -1))),
+                v.unflatten(-1, (self.num_heads, -1)))

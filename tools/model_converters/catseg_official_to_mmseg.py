@@ -1,0 +1,41 @@
+"""Convert an official CAT-Seg checkpoint (detectron2 ``{'model': state_dict}``) to this plugin.
+
+    python tools/model_converters/catseg_official_to_mmseg.py model_final_base.pth catseg_vitb.pth
+
+Every official key is mapped or explicitly dropped; anything else is an error naming the key. The
+output is an mmengine-style checkpoint ``{'state_dict': ..., 'meta': ...}`` for ``tools/test.py``.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from cat_seg.checkpoint import convert_official_state_dict, load_official_state_dict
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('src', help='official checkpoint (.pth), loaded with weights_only=True')
+    parser.add_argument('dst', help='output checkpoint path')
+    parser.add_argument('--debug', action='store_true', help='show tracebacks')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        state_dict = convert_official_state_dict(load_official_state_dict(args.src))
+        Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(dict(state_dict=state_dict, meta=dict(converted_from=str(args.src))), args.dst)
+    except (OSError, ValueError, RuntimeError) as error:
+        if args.debug:
+            raise
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    print(f'converted {len(state_dict)} tensors: {args.src} -> {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
