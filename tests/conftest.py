@@ -1,6 +1,7 @@
 """Shared pytest fixtures: parity fixture directories from the official CAT-Seg code."""
 import json
 import os
+import random
 from pathlib import Path
 from typing import List, NamedTuple
 
@@ -8,6 +9,7 @@ import cat_seg  # noqa: F401,I001  (first: cat_seg.compat must run before mmseg.
 import pytest
 import torch
 from mmseg.utils import register_all_modules
+from PIL import Image
 
 # Build configs by mmseg type names, as tools/train.py does through default_scope='mmseg'.
 register_all_modules(init_default_scope=True)
@@ -58,3 +60,38 @@ def load_parity_fixture(path: Path) -> ParityFixture:
 def parity_fixture(request) -> ParityFixture:
     """Each parity fixture directory, loaded."""
     return load_parity_fixture(request.param)
+
+
+SYNTHETIC_COLOURS = ((70, 130, 230), (60, 170, 60), (110, 110, 110))   # sky, grass, road (RGB)
+TINY_CONFIG = REPO_ROOT / 'tests' / 'data' / 'catseg_tiny_synthetic.py'
+
+
+def write_synthetic_dataset(root: Path, num_train: int = 4, num_val: int = 2,
+                            size=(80, 96), seed: int = 0) -> Path:
+    """Images of horizontal bands of three visually distinct classes, mmseg layout.
+
+    ``img_dir/{train,val}/*.jpg`` and ``ann_dir/{train,val}/*.png`` (uint8 class ids), as
+    mmseg's ``BaseSegDataset`` reads them.
+    """
+    rng = random.Random(seed)
+    for split, count in (('train', num_train), ('val', num_val)):
+        (root / 'img_dir' / split).mkdir(parents=True, exist_ok=True)
+        (root / 'ann_dir' / split).mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            height, width = size
+            cuts = sorted(rng.sample(range(8, height - 8), 2))
+            label = torch.zeros(size, dtype=torch.uint8)
+            label[cuts[0]:cuts[1]], label[cuts[1]:] = 1, 2
+            colours = torch.tensor(SYNTHETIC_COLOURS, dtype=torch.uint8)
+            image = colours[label.long()]
+            noise = torch.randint(-12, 13, image.shape, generator=torch.Generator().manual_seed(index))
+            image = (image.int() + noise).clamp(0, 255).byte()
+            Image.fromarray(image.numpy()).save(root / 'img_dir' / split / f'{index:03d}.jpg')
+            Image.fromarray(label.numpy()).save(root / 'ann_dir' / split / f'{index:03d}.png')
+    return root
+
+
+@pytest.fixture
+def synthetic_dataset(tmp_path) -> Path:
+    """A tiny three-class dataset on disk (see :func:`write_synthetic_dataset`)."""
+    return write_synthetic_dataset(tmp_path / 'synthetic')

@@ -10,11 +10,26 @@ Imported first by ``cat_seg/__init__.py``. Each shim acts only when its problem 
    small module holding the pure-PyTorch ``point_sample`` (loaded from mmcv's own file) and,
    for every other name, a stand-in that raises a clear error if it is ever called. With a full
    mmcv installed nothing is patched.
+2. Runner checkpoints under ``torch.load(weights_only=True)`` (default since torch 2.6). mmengine
+   0.10.7 resumes/tests with plain ``torch.load``; its checkpoints hold the message hub, i.e.
+   ``HistoryBuffer`` objects with numpy arrays, and each buffer pickles its statistics functions,
+   which can only be unpickled through ``getattr`` -- a global that must never be allowed (it
+   reaches any attribute, hence code execution). So buffers no longer pickle the built-in
+   statistics (they are class defaults, restored on load anyway), and the few harmless types left
+   are allow-listed. Third-party weights stay ``weights_only=True`` and a pickle that runs code is
+   still refused; ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is not touched.
+
+(``pkg_resources``, needed by mmengine to resolve ``mmseg::`` configs, cannot be shimmed here:
+configs are read before ``cat_seg`` is imported. setup.cfg pins ``setuptools<82`` instead.)
 """
 import importlib.util
+import inspect
 import sys
 import types
 from pathlib import Path
+
+import numpy as np
+import torch
 
 
 def mmcv_has_compiled_ops() -> bool:
@@ -61,4 +76,30 @@ def install_lite_mmcv_ops() -> bool:
     return True
 
 
+def _history_buffer_getstate(self) -> dict:
+    """State without the built-in statistics functions (see 2. above)."""
+    state = dict(self.__dict__)
+    custom = {name: method for name, method in type(self)._statistics_methods.items()
+              if getattr(type(self), name, None) is not method}
+    if custom:
+        state['statistics_methods'] = custom
+    return state
+
+
+def runner_checkpoint_safe_globals() -> list:
+    """The non-tensor types of an mmengine runner checkpoint, none of which can run code."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    dtype_classes = [cls for _, cls in inspect.getmembers(np.dtypes, inspect.isclass)]
+    return [HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
+            *dtype_classes]
+
+
+def make_runner_checkpoints_weights_only_loadable() -> None:
+    from mmengine.logging.history_buffer import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
+    torch.serialization.add_safe_globals(runner_checkpoint_safe_globals())
+
+
 install_lite_mmcv_ops()
+make_runner_checkpoints_weights_only_loadable()
