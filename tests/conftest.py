@@ -95,3 +95,17 @@ def write_synthetic_dataset(root: Path, num_train: int = 4, num_val: int = 2,
 def synthetic_dataset(tmp_path) -> Path:
     """A tiny three-class dataset on disk (see :func:`write_synthetic_dataset`)."""
     return write_synthetic_dataset(tmp_path / 'synthetic')
+
+
+def tiny_model_config() -> dict:
+    """The model of ``tests/data/catseg_tiny_synthetic.py`` (real configs, tiny dimensions)."""
+    from mmengine.config import Config
+    return Config.fromfile(str(TINY_CONFIG)).model.to_dict()
+
+
+@pytest.fixture
+def tiny_catseg():
+    """A freshly built tiny CATSeg with random weights (seeded)."""
+    from mmseg.registry import MODELS
+    torch.manual_seed(0)
+    return MODELS.build(tiny_model_config())

@@ -53,8 +53,7 @@ model = dict(
     finetune_policy='attention_qv',
     pad_size_divisor=32,
     train_cfg=dict(),
-    # Official evaluation: 640x640 resize, 384 windows at stride int(384 * (1 - 0.333)) = 256,
-    # plus a global view (cat_seg_model.py inference_sliding_window).
-    test_cfg=dict(mode='slide', crop_size=(384, 384), stride=(256, 256), resize_to=(640, 640),
-                  with_global_view=True))
+    # Validation during training runs on whole images (official config.yaml: SLIDING_WINDOW
+    # False); the benchmark configs switch to the official sliding evaluation.
+    test_cfg=dict(mode='whole'))
 custom_hooks = [dict(type='CATSegVocabularyHook')]

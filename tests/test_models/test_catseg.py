@@ -1,0 +1,145 @@
+"""The CATSeg segmentor: modes, vocabulary handling, fine-tuning through a real optimizer."""
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from conftest import REPO_ROOT
+
+NAMES = ['sky', 'grass', 'road']
+
+
+def raw_batch(sizes=((70, 90), (70, 90)), with_labels=False):
+    """A dataloader-style batch: uint8 images and SegDataSamples."""
+    torch.manual_seed(1)
+    samples, images = [], []
+    for height, width in sizes:
+        images.append(torch.randint(0, 255, (3, height, width), dtype=torch.uint8))
+        sample = SegDataSample(metainfo=dict(ori_shape=(height, width),
+                                             img_shape=(height, width)))
+        if with_labels:
+            sample.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, height, width)))
+        samples.append(sample)
+    return dict(inputs=images, data_samples=samples)
+
+
+def batch(model, sizes=((70, 90), (70, 90)), with_labels=False, training=False):
+    """The same batch after the model's data preprocessor."""
+    data = model.data_preprocessor(raw_batch(sizes, with_labels), training=training)
+    return data['inputs'], data['data_samples']
+
+
+@pytest.mark.parametrize('arch,params', [
+    # (trainable, total) with the release q/v policy; figures from the official release.
+    ('vit-b16', (25.12, 154.29)),
+    ('vit-l14-336', (70.27, 433.73)),
+])
+def test_trainable_parameters_at_real_dimensions(arch, params):
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / (
+        'catseg_vitb.py' if arch == 'vit-b16' else 'catseg_vitl.py')), lazy_import=False)
+    model = MODELS.build(cfg.model)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert (round(trainable / 1e6, 2), round(total / 1e6, 2)) == params
+    clip_trainable = set(model.trainable_clip_parameters)
+    assert all(n.endswith(('attn.q_proj_weight', 'attn.v_proj_weight')) for n in clip_trainable)
+
+
+def test_three_modes_share_one_feature_path(tiny_catseg):
+    model = tiny_catseg.eval()
+    model.vocabulary = NAMES
+    inputs, samples = batch(model)
+    with torch.no_grad():
+        logits = model(inputs, samples, mode='tensor')
+        model.test_cfg = dict(mode='whole')
+        predictions = model(inputs, samples, mode='predict')
+    assert logits.shape == (2, 3, 16, 16)
+    probs = torch.nn.functional.interpolate(logits.sigmoid(), size=(70, 90), mode='bilinear',
+                                            align_corners=False)
+    torch.testing.assert_close(predictions[0].seg_logits.data, probs[0])
+    assert predictions[1].pred_sem_seg.data.shape == (1, 70, 90)
+
+    model.train()
+    model.train_vocabulary = NAMES
+    inputs, samples = batch(model, with_labels=True, training=True)
+    losses = model(inputs, samples, mode='loss')
+    assert set(losses) == {'decode.loss_bce', 'decode.acc_seg'}
+    assert losses['decode.loss_bce'].requires_grad
+
+
+def test_vocabulary_changes_per_call_without_rebuilding(tiny_catseg):
+    model = tiny_catseg.eval()
+    inputs, samples = batch(model, sizes=((64, 96),))
+    with torch.no_grad():
+        three = model.predict(inputs, samples, vocabulary=NAMES)[0].seg_logits.data
+        one = model.predict(inputs, None, vocabulary=['grass'])[0].seg_logits.data
+        reordered = model.predict(inputs, None, vocabulary=['road', 'sky', 'grass'])
+    assert three.shape == (3, 64, 96) and one.shape == (1, 64, 96)
+    # T = 1 pads differently from T = 3, so only the shape is comparable; a permutation is exact
+    # up to float rounding (no positional encoding over classes).
+    torch.testing.assert_close(reordered[0].seg_logits.data, three[[2, 0, 1]], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('num_classes', [1, 171, 300])
+def test_vocabulary_sizes_run(tiny_catseg, num_classes):
+    model = tiny_catseg.eval()
+    inputs, _ = batch(model, sizes=((64, 64),))
+    names = [f'class {i}' for i in range(num_classes)]
+    with torch.no_grad():
+        logits = model.class_logits(model.whole_views(inputs, [dict(img_shape=(64, 64))]),
+                                    model.encode_vocabulary(names))
+    assert logits.shape == (1, num_classes, 16, 16)
+    kept = (logits[0, :, 0, 0] != -100).sum()
+    assert kept == min(num_classes, model.decode_head.pad_len)
+
+
+def test_batch_of_two_equals_two_single_images(tiny_catseg):
+    model = tiny_catseg.eval()
+    model.vocabulary = NAMES
+    inputs, samples = batch(model, sizes=((64, 80), (64, 80)))
+    with torch.no_grad():
+        both = model.predict(inputs, samples)
+        first = model.predict(inputs[:1], samples[:1])
+    torch.testing.assert_close(both[0].seg_logits.data, first[0].seg_logits.data)
+
+
+def test_train_step_updates_only_policy_parameters(tiny_catseg):
+    model = tiny_catseg.train()
+    model.train_vocabulary = NAMES
+    optim_wrapper = build_optim_wrapper(model, dict(
+        type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.1)))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    data = raw_batch(sizes=((64, 64), (64, 64)), with_labels=True)
+    for _ in range(2):
+        model.train_step(data, optim_wrapper)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    clip_changed = {n for n in changed if n.startswith(('backbone.', 'text_encoder.'))}
+    # The dense last image block computes no attention, so its query gets no gradient.
+    last = len(model.backbone.transformer.resblocks) - 1
+    unused = {f'backbone.transformer.resblocks.{last}.attn.q_proj_weight'}
+    assert clip_changed == set(model.trainable_clip_parameters) - unused
+    assert any(n.startswith('decode_head.') for n in changed)
+    # k projections share nothing with q/v, so weight decay cannot have moved them.
+    assert not any('k_proj_weight' in n for n in changed)
+
+
+def test_missing_vocabulary_is_a_clear_error(tiny_catseg):
+    inputs, samples = batch(tiny_catseg.eval())
+    with pytest.raises(ValueError, match='CATSeg has no vocabulary: pass vocabulary'):
+        tiny_catseg.predict(inputs, samples)
+
+
+@pytest.mark.parametrize('test_cfg,message', [
+    (dict(mode='sliding'), "test_cfg.mode='sliding' is not one of"),
+    (dict(mode='slide', crop_size=(64, 64)), r"needs \['stride', 'resize_to'\]"),
+    (dict(mode='whole', whole_output='crop'), "whole_output='crop' is not one of"),
+])
+def test_bad_test_cfg(test_cfg, message):
+    from conftest import tiny_model_config
+    cfg = tiny_model_config()
+    cfg['test_cfg'] = test_cfg
+    with pytest.raises(ValueError, match=message):
+        MODELS.build(cfg)
