@@ -19,6 +19,10 @@ Imported first by ``cat_seg/__init__.py``. Each shim acts only when its problem 
    are allow-listed. Third-party weights stay ``weights_only=True`` and a pickle that runs code is
    still refused; ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is not touched.
 
+3. Distributed runs without CUDA. mmengine 0.10.7 calls ``torch.cuda.set_device`` before
+   ``init_process_group`` for the pytorch launcher even when the backend is gloo, which fails on
+   a machine without GPUs; without CUDA the process group is initialised directly.
+
 (``pkg_resources``, needed by mmengine to resolve ``mmseg::`` configs, cannot be shimmed here:
 configs are read before ``cat_seg`` is imported. setup.cfg pins ``setuptools<82`` instead.)
 """
@@ -101,5 +105,22 @@ def make_runner_checkpoints_weights_only_loadable() -> None:
     torch.serialization.add_safe_globals(runner_checkpoint_safe_globals())
 
 
+def init_dist_pytorch_without_cuda(backend: str, init_backend: str = 'torch', **kwargs) -> None:
+    """mmengine's pytorch-launcher initialisation minus the CUDA device selection."""
+    if init_backend != 'torch':
+        raise ValueError(f'init_backend={init_backend!r} needs CUDA; only "torch" works on CPU')
+    torch.distributed.init_process_group(backend=backend, **kwargs)
+
+
+def allow_distributed_runs_without_cuda() -> bool:
+    """Route mmengine's pytorch-launcher set-up past CUDA when there is none; True if patched."""
+    if torch.cuda.is_available():
+        return False
+    from mmengine.dist import utils as dist_utils
+    dist_utils._init_dist_pytorch = init_dist_pytorch_without_cuda
+    return True
+
+
 install_lite_mmcv_ops()
+allow_distributed_runs_without_cuda()
 make_runner_checkpoints_weights_only_loadable()

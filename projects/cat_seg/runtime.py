@@ -4,12 +4,26 @@ import sys
 
 import torch
 from mmengine.config import Config
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
+
+
+@MODEL_WRAPPERS.register_module()
+class CATSegCPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper for CPU processes: the runner passes ``device_ids=[LOCAL_RANK]``,
+    which torch rejects for a module on the CPU."""
+
+    def __init__(self, module, device_ids=None, **kwargs):
+        super().__init__(module=module, device_ids=None, **kwargs)
 
 
 def configure_distributed_backend(cfg: Config) -> None:
-    """Use gloo when CUDA is absent: mmseg's default runtime asks for NCCL, which needs GPUs."""
+    """Without CUDA: gloo instead of mmseg's default NCCL, and the CPU DDP wrapper."""
     if not torch.cuda.is_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+        cfg.setdefault('model_wrapper_cfg', dict(
+            type='CATSegCPUDistributedDataParallel',
+            find_unused_parameters=cfg.get('find_unused_parameters', False)))
 
 
 @contextlib.contextmanager

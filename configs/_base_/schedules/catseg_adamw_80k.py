@@ -12,6 +12,9 @@ optim_wrapper = dict(
             'text_encoder': dict(lr_mult=0.01),
             'text_encoder.token_embedding': dict(lr_mult=0.01, decay_mult=0.0),
         }))
+# The dense last CLIP block computes no attention, so its (trainable) query projection gets no
+# gradient; DistributedDataParallel must be told.
+find_unused_parameters = True
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=80000, eta_min=0.0, by_epoch=False, begin=0, end=80000)
 ]
