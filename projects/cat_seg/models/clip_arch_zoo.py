@@ -56,6 +56,9 @@ def resolve_arch(arch: Union[str, dict], tower: str) -> dict:
     if missing or unexpected:
         raise ValueError(f'a {tower} arch dict needs exactly the keys {list(keys)}; missing '
                          f'{missing}, unexpected {unexpected}')
+    if arch['embed_dims'] % arch['num_heads']:
+        raise ValueError(f"arch['num_heads']={arch['num_heads']} must divide "
+                         f"arch['embed_dims']={arch['embed_dims']}")
     if arch['act'] not in ACTIVATIONS:
         raise ValueError(f"arch['act']={arch['act']!r} is not one of {list(ACTIVATIONS)}")
     return dict(arch)
