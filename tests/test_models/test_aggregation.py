@@ -1,0 +1,166 @@
+"""Cost volume, spatial and class aggregation, decoder and head at tiny dimensions."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cat_seg.models.catseg_head import CATSegHead, CATSegHeadInputs
+from cat_seg.models.class_aggregation import ClassAggregation, feature_map
+from cat_seg.models.cost_volume import cosine_cost, select_classes
+from cat_seg.models.guidance import Guidance
+from cat_seg.models.spatial_aggregation import SpatialAggregation, shifted_window_mask
+from cat_seg.models.upsampling_decoder import UpsamplingDecoder, UpsamplingStage
+
+HEAD = dict(num_classes=2, embed_dims=32, num_heads=2, num_layers=2, window_size=4,
+            text_guidance_channels=16, spatial_guidance_channels=16, guidance_proj_channels=8,
+            decoder_channels=(32, 16), decoder_guidance_channels=(12, 6),
+            decoder_guidance_proj_channels=(8, 4), pad_len=5)
+
+
+def head_inputs(batch=2, classes=3, height=8, width=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return CATSegHeadInputs(
+        torch.randn(batch, 16, height, width, generator=g),
+        F.normalize(torch.randn(batch, classes, 1, 16, generator=g), dim=-1),
+        Guidance(torch.randn(batch, 16, height, width, generator=g),
+                 (torch.randn(batch, 12, 2 * height, 2 * width, generator=g),
+                  torch.randn(batch, 6, 4 * height, 4 * width, generator=g))))
+
+
+@pytest.fixture
+def head():
+    torch.manual_seed(0)
+    model = CATSegHead(**HEAD).eval()
+    for layer in model.layers:   # non-zero padding so that the padding path matters
+        torch.nn.init.normal_(layer.class_agg.padding_tokens)
+        torch.nn.init.normal_(layer.class_agg.padding_guidance)
+    return model
+
+
+def test_cost_is_a_cosine_volume():
+    inputs = head_inputs()
+    cost = cosine_cost(inputs.image_feats, inputs.text_embeds)
+    assert cost.shape == (2, 1, 3, 8, 12) and cost.abs().max() <= 1 + 1e-6
+    pixel = F.normalize(inputs.image_feats[1, :, 5, 7], dim=0)
+    torch.testing.assert_close(cost[1, 0, 2, 5, 7], pixel @ inputs.text_embeds[1, 2, 0])
+
+
+def test_class_selection_keeps_the_best_scores():
+    cost = torch.zeros(1, 2, 6, 2, 2)
+    cost[0, 1, [4, 1, 3], 1, 0] = torch.tensor([0.9, 0.8, 0.7])
+    assert sorted(select_classes(cost, 3)[0].tolist()) == [1, 3, 4]
+
+
+@pytest.mark.parametrize('classes', [1, 3, 9])
+def test_head_shapes_and_dropped_classes(head, classes):
+    with torch.no_grad():
+        logits = head(head_inputs(classes=classes))
+    assert logits.shape == (2, classes, 32, 48)
+    assert ((logits == -100).all(-1).all(-1).sum(1) == max(0, classes - 5)).all()
+
+
+def test_head_is_class_permutation_equivariant(head):
+    inputs = head_inputs(classes=4)
+    order = torch.tensor([2, 0, 3, 1])
+    with torch.no_grad():
+        logits = head(inputs)
+        permuted = head(inputs._replace(text_embeds=inputs.text_embeds[:, order]))
+    torch.testing.assert_close(permuted, logits[:, order], atol=1e-5, rtol=1e-5)
+
+
+def test_batch_elements_are_independent(head):
+    inputs = head_inputs()
+    with torch.no_grad():
+        both = head(inputs)
+        first = head(CATSegHeadInputs(inputs.image_feats[:1], inputs.text_embeds[:1], Guidance(
+            inputs.guidance.spatial[:1], tuple(g[:1] for g in inputs.guidance.decoder))))
+    torch.testing.assert_close(both[:1], first, atol=1e-5, rtol=1e-5)
+
+
+def test_training_pools_class_aggregation(head):
+    inputs = head_inputs()
+    with torch.no_grad():
+        evaluation = head(inputs)
+        training = head.train()(inputs)
+    assert not torch.allclose(training, evaluation)
+
+
+def explicit_padding_reference(layer, x, guidance):
+    """Class aggregation with the padding tokens materialised, as the release runs it."""
+    batch, classes, height, width, channels = x.shape
+    pad = layer.pad_len - classes
+    tokens = torch.cat([x, layer.padding_tokens.expand(batch, pad, height, width, channels)], 1)
+    guide = torch.cat([guidance, layer.padding_guidance.expand(batch, pad, -1)], 1)
+    tokens = tokens.permute(0, 2, 3, 1, 4)
+    y = layer.norm1(tokens)
+    text = guide[:, None, None]
+    heads = layer.num_heads
+    q = feature_map(layer.attn.q(y, text).unflatten(-1, (heads, -1)))
+    k = feature_map(layer.attn.k(y, text).unflatten(-1, (heads, -1)))
+    v = layer.attn.v(y).unflatten(-1, (heads, -1))
+    scores = torch.einsum('...thd,...shd->...hts', q, k)
+    out = torch.einsum('...hts,...she->...the', scores, v) / (scores.sum(-1)[..., None]
+                                                            .transpose(-2, -3) + 1e-6)
+    tokens = tokens + out.flatten(-2)
+    tokens = tokens + layer.mlp(layer.norm2(tokens))
+    return x + tokens.permute(0, 3, 1, 2, 4)[:, :classes]
+
+
+def test_counted_padding_equals_materialised_padding():
+    torch.manual_seed(0)
+    layer = ClassAggregation(16, 8, num_heads=2, pad_len=7)
+    torch.nn.init.normal_(layer.padding_tokens)
+    torch.nn.init.normal_(layer.padding_guidance)
+    x, guidance = torch.randn(2, 3, 4, 5, 16), torch.randn(2, 3, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x, guidance, (1, 1)),
+                                   explicit_padding_reference(layer, x, guidance),
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_shift_mask_separates_regions_brought_together_by_the_roll():
+    mask = shifted_window_mask(8, 8, 4, 2)
+    assert mask.shape == (4, 16, 16)
+    assert (mask[0] == 0).all()                  # top-left window lies in one region
+    last = mask[3]                               # bottom-right window: four regions
+    assert last[0, 0] == 0 and last[0, 3] == -100 and last[0, 15] == -100
+
+
+def test_spatial_aggregation_rejects_grids_the_window_does_not_divide():
+    block = SpatialAggregation(16, 8, num_heads=2, window_size=4)
+    with pytest.raises(ValueError, match='cost grid 8x10 is not divisible by the window size 4'):
+        block(torch.randn(1, 2, 8, 10, 16), torch.randn(1, 8, 10, 8))
+
+
+def test_decoder_without_concatenation_equals_concatenation():
+    torch.manual_seed(0)
+    stage = UpsamplingStage(16, 16, 4).eval()
+    x, guidance = torch.randn(2, 3, 16, 4, 4), torch.randn(2, 4, 8, 8)
+    up = stage.up(x.flatten(0, 1))
+    concat = torch.cat([up, guidance.repeat_interleave(3, 0)], 1)
+    with torch.no_grad():
+        torch.testing.assert_close(stage(x, guidance).flatten(0, 1), stage.convs(concat),
+                                   atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(num_heads=3), 'num_heads=3 must divide embed_dims=32'),
+    (dict(test_pool_size=(0, 1)), r'test_pool_size=\(0, 1\) must be two positive ints'),
+    (dict(decoder_channels=(32,)), r'decoder_channels=\(32,\).*need one entry per stage'),
+    (dict(decoder_channels=(24, 16)), 'decoder channels 24 must be a multiple of'),
+])
+def test_bad_head_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CATSegHead(**{**HEAD, **kwargs})
+
+
+def test_prompt_count_mismatch_is_explained(head):
+    inputs = head_inputs()
+    with pytest.raises(ValueError, match='2 prompt channels but the head was built with '
+                                         'num_prompts=1'):
+        head(inputs._replace(text_embeds=inputs.text_embeds.repeat(1, 1, 2, 1)))
+
+
+def test_decoder_checks_the_guidance_count():
+    decoder = UpsamplingDecoder(32, (16,), (8,), (4,))
+    with pytest.raises(ValueError, match='1 stages but got 2 guidance maps'):
+        decoder(torch.randn(1, 1, 32, 2, 2), [torch.randn(1, 8, 4, 4)] * 2)
