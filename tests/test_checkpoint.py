@@ -7,7 +7,7 @@ import torch
 
 from cat_seg.checkpoint import convert_official_state_dict, load_clip_tower, load_weights_file
 from cat_seg.models import CATSegCLIPImageEncoder
-from conftest import REPO_ROOT
+from catseg_testing import REPO_ROOT
 
 CONVERTER = REPO_ROOT / 'tools' / 'model_converters' / 'catseg_official_to_mmseg.py'
 TINY_VISION = dict(embed_dims=64, num_layers=2, num_heads=2, patch_size=16, output_dims=32,

@@ -5,7 +5,7 @@ safetensors), so a pickle that would run code is refused.
 """
 import re
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -124,13 +124,3 @@ def _map_prefix(key: str) -> str:
     raise ValueError(f'unexpected key {key!r} in the official CAT-Seg checkpoint: it is neither '
                      f'mapped nor known to be unused (see cat_seg/checkpoint.py)')
 
-
-def load_official_state_dict(path: str) -> Dict[str, Tensor]:
-    """The ``model`` state dict of an official checkpoint file, loaded safely."""
-    return load_weights_file(path)
-
-
-def unconverted_keys(converted: Dict[str, Tensor], model: nn.Module) -> Tuple[List[str], List[str]]:
-    """(missing, unexpected) keys of ``converted`` with respect to ``model``'s state dict."""
-    own = set(model.state_dict())
-    return sorted(own - set(converted)), sorted(set(converted) - own)

@@ -7,7 +7,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from conftest import REPO_ROOT
+from catseg_testing import REPO_ROOT
 
 NAMES = ['sky', 'grass', 'road']
 
@@ -138,7 +138,7 @@ def test_missing_vocabulary_is_a_clear_error(tiny_catseg):
     (dict(mode='whole', whole_output='crop'), "whole_output='crop' is not one of"),
 ])
 def test_bad_test_cfg(test_cfg, message):
-    from conftest import tiny_model_config
+    from catseg_testing import tiny_model_config
     cfg = tiny_model_config()
     cfg['test_cfg'] = test_cfg
     with pytest.raises(ValueError, match=message):

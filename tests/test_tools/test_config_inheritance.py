@@ -3,7 +3,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import REPO_ROOT
+from catseg_testing import REPO_ROOT
 
 # What another project's tool does: read the config (mmseg:: bases resolved through mmengine,
 # before cat_seg is imported), then custom_imports, then build through mmseg's registry.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, TINY_CONFIG, write_synthetic_dataset
+from catseg_testing import REPO_ROOT, TINY_CONFIG, write_synthetic_dataset
 
 TOOLS = REPO_ROOT / 'tools'
 

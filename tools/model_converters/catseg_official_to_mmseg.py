@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from cat_seg.checkpoint import convert_official_state_dict, load_official_state_dict
+from cat_seg.checkpoint import convert_official_state_dict, load_weights_file
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -25,7 +25,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        state_dict = convert_official_state_dict(load_official_state_dict(args.src))
+        state_dict = convert_official_state_dict(load_weights_file(args.src))
         Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
         torch.save(dict(state_dict=state_dict, meta=dict(converted_from=str(args.src))), args.dst)
     except (OSError, ValueError, RuntimeError) as error:

@@ -1,6 +1,4 @@
 """Cost computation and embedding (paper §3.2, Eq. 1) and the release's top-k class selection."""
-from typing import Tuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -76,7 +74,3 @@ class CostEmbedding(nn.Module):
         embed = self.conv(slices).view(batch, classes, -1, height, width)
         return embed.permute(0, 1, 3, 4, 2)
 
-
-def grid_shape(x: Tensor) -> Tuple[int, int]:
-    """(H, W) of a channels-last cost embedding (B, T, H, W, C)."""
-    return tuple(x.shape[2:4])

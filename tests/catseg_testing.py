@@ -1,0 +1,131 @@
+"""Helpers shared by the tests: paths, parity fixture loading, synthetic data, tiny models."""
+import json
+import os
+import random
+from pathlib import Path
+from typing import List, NamedTuple
+
+import cat_seg  # noqa: F401,I001  (first: cat_seg.compat must run before mmseg.utils/models)
+import torch
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PARITY_DIR = REPO_ROOT.parent / 'shared' / 'fixtures' / 'catseg_parity'
+TINY_CONFIG = REPO_ROOT / 'tests' / 'data' / 'catseg_tiny_synthetic.py'
+SYNTHETIC_COLOURS = ((70, 130, 230), (60, 170, 60), (110, 110, 110))   # sky, grass, road (RGB)
+
+
+class ParityFixture(NamedTuple):
+    """One fixture directory in the format of ``../shared/fixtures/catseg_parity`` (its README)."""
+
+    path: Path
+    config: dict        # config.json
+    state_dict: dict    # official-layout checkpoint, state_dict.pt['model']
+    cases: dict         # cases.pt: name -> {'inputs': ..., 'expected': ..., extras}
+
+
+def parity_fixture_dirs() -> List[Path]:
+    """Directories named by ``CATSEG_PARITY_FIXTURES`` (os.pathsep-separated), else the shared one.
+
+    A named directory that does not exist is an error, never a skip: a parity test that silently
+    runs on nothing cannot fail.
+    """
+    raw = os.environ.get('CATSEG_PARITY_FIXTURES', '')
+    dirs = [Path(p) for p in raw.split(os.pathsep) if p] or [DEFAULT_PARITY_DIR]
+    missing = [str(d) for d in dirs if not (d / 'config.json').is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f'parity fixture directories without config.json: {missing}; set '
+            f'CATSEG_PARITY_FIXTURES to directories in the format of {DEFAULT_PARITY_DIR}')
+    return dirs
+
+
+_LOADED = {}
+
+
+def load_parity_fixture(path: Path) -> ParityFixture:
+    """Load (once per process) the config, official checkpoint and cases of a fixture directory."""
+    if path not in _LOADED:
+        config = json.loads((path / 'config.json').read_text())
+        state_dict = torch.load(path / 'state_dict.pt', map_location='cpu')['model']
+        cases = torch.load(path / 'cases.pt', map_location='cpu')
+        _LOADED[path] = ParityFixture(path, config, state_dict, cases)
+    return _LOADED[path]
+
+
+def catseg_config_from_fixture(config: dict) -> dict:
+    """Our model config for the official hyper-parameters in a fixture's ``config.json``."""
+    clip, agg = config['clip'], config['aggregator']
+    up1, up2 = config['upsample1'], config['upsample2']
+    image_arch = dict(
+        embed_dims=clip['vision_width'], num_layers=clip['vision_layers'],
+        num_heads=clip['vision_heads'], patch_size=clip['vision_patch_size'],
+        output_dims=clip['embed_dim'], pretrain_img_size=clip['image_resolution'],
+        mlp_ratio=4.0, act='quick_gelu')
+    text_arch = dict(
+        embed_dims=clip['transformer_width'], num_layers=clip['transformer_layers'],
+        num_heads=clip['transformer_heads'], output_dims=clip['embed_dim'],
+        context_length=clip['context_length'], vocab_size=clip['vocab_size'],
+        mlp_ratio=4.0, act='quick_gelu')
+    return dict(
+        type='CATSeg',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=config['clip_pixel_mean'],
+                               std=config['clip_pixel_std'], bgr_to_rgb=True, pad_val=0,
+                               seg_pad_val=config['ignore_value'],
+                               size_divisor=config['size_divisibility']),
+        backbone=dict(type='CATSegCLIPImageEncoder', arch=image_arch,
+                      img_size=config['clip_resolution'][0],
+                      guidance_layers=tuple(config['layer_indexes']), dense_residual='cls'),
+        text_encoder=dict(type='CATSegCLIPTextEncoder', arch=text_arch,
+                          templates=list(config['prompt_templates']), synonym_rule='first'),
+        guidance=dict(type='CATSegCLIPGuidance', in_channels=up1['in_channels'],
+                      out_channels=(up1['out_channels'], up2['out_channels']),
+                      scale_factors=(up1['stride'], up2['stride'])),
+        decode_head=dict(
+            type='CATSegHead', num_classes=2, embed_dims=agg['hidden_dim'],
+            num_heads=agg['nheads'], num_layers=agg['num_layers'],
+            window_size=agg['window_size'], num_prompts=len(config['prompt_templates']),
+            text_guidance_channels=agg['text_guidance_dim'],
+            spatial_guidance_channels=agg['appearance_guidance_dim'],
+            guidance_proj_channels=agg['appearance_guidance_proj_dim'],
+            decoder_channels=tuple(agg['decoder_dims']),
+            decoder_guidance_channels=tuple(agg['decoder_guidance_dims']),
+            decoder_guidance_proj_channels=tuple(agg['decoder_guidance_proj_dims']),
+            pad_len=agg['pad_len'],
+            train_pool_size=tuple(config['pooling_sizes']['train_forward']),
+            test_pool_size=tuple(config['pooling_sizes']['whole_eval']),
+            ignore_index=config['ignore_value'],
+            loss_decode=dict(type='CATSegBCELoss', ignore_mode='negative')),
+        pad_size_divisor=config['size_divisibility'],
+        test_cfg=dict(mode='whole'))
+
+
+def write_synthetic_dataset(root: Path, num_train: int = 4, num_val: int = 2,
+                            size=(80, 96), seed: int = 0) -> Path:
+    """Images of horizontal bands of three visually distinct classes, mmseg layout.
+
+    ``img_dir/{train,val}/*.jpg`` and ``ann_dir/{train,val}/*.png`` (uint8 class ids), as
+    mmseg's ``BaseSegDataset`` reads them.
+    """
+    rng = random.Random(seed)
+    colours = torch.tensor(SYNTHETIC_COLOURS, dtype=torch.uint8)
+    for split, count in (('train', num_train), ('val', num_val)):
+        (root / 'img_dir' / split).mkdir(parents=True, exist_ok=True)
+        (root / 'ann_dir' / split).mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            height, width = size
+            cuts = sorted(rng.sample(range(8, height - 8), 2))
+            label = torch.zeros(size, dtype=torch.uint8)
+            label[cuts[0]:cuts[1]], label[cuts[1]:] = 1, 2
+            noise = torch.randint(-12, 13, (height, width, 3),
+                                  generator=torch.Generator().manual_seed(seed * 1000 + index))
+            image = (colours[label.long()].int() + noise).clamp(0, 255).byte()
+            Image.fromarray(image.numpy()).save(root / 'img_dir' / split / f'{index:03d}.jpg')
+            Image.fromarray(label.numpy()).save(root / 'ann_dir' / split / f'{index:03d}.png')
+    return root
+
+
+def tiny_model_config() -> dict:
+    """The model of ``tests/data/catseg_tiny_synthetic.py`` (real configs, tiny dimensions)."""
+    from mmengine.config import Config
+    return Config.fromfile(str(TINY_CONFIG)).model.to_dict()
