@@ -18,12 +18,16 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[lite,tests]'
 	touch $(STAMP)
 
+# pytest exits 5 when it collects nothing: a run that tests nothing must not look green.
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; \
+	exit $$status
 
 demo: $(STAMP)
-	@echo "make demo will run tools/demo.py (open-vocabulary segmentation of a sample photo);"
-	@echo "the demo CLI is not implemented yet (see the open-vocabulary demo issue)."
+	@echo "make demo will segment a sample photo with a vocabulary of your words (tools/demo.py)."
+	@echo "The demo CLI is not implemented yet; until then see README 'Python API' for"
+	@echo "model.predict(images, vocabulary=[...]) with a converted official checkpoint."
 
 clean-venv:
 	rm -rf $(VENV)
