@@ -4,6 +4,7 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
+from cat_seg.models.cost_volume import cosine_cost, select_classes
 from cat_seg.models.patch_inference import patch_inference
 
 LOGITS_ATOL = 1e-5   # fixture README "Suggested tolerances": float32 features and logits
@@ -114,3 +115,34 @@ def test_more_classes_than_pad_len_parity(parity_fixture, parity_model):
                                    atol=PROBS_ATOL, rtol=0)
         dropped = expected['dropped_classes'][0]
         assert (logits[0, dropped] == -100.0).all()
+
+
+@torch.no_grad()
+def test_stage_parity_text_guidance_and_class_selection(parity_fixture, parity_model):
+    """Text embeddings of every case; guidance maps and the top-k selection where recorded."""
+    model = parity_model
+    for name, case in parity_fixture.cases.items():
+        expected, names = case['expected'], case['inputs']['class_names']
+        assert model.text_encoder.tokenize(names).tolist() == case['inputs']['token_ids'].tolist()
+        text = model.encode_vocabulary(names)
+        torch.testing.assert_close(text, expected['text_embeds'], atol=LOGITS_ATOL, rtol=0)
+        if 'res4_probe' in expected:
+            inputs, samples = preprocess(model, case)
+            views = model.whole_views(inputs, [s.metainfo for s in samples])
+            feats = model.backbone(views)
+            guidance = model.guidance(views, feats)
+            torch.testing.assert_close(guidance.spatial, expected['res3'], atol=LOGITS_ATOL, rtol=0)
+            for level, key in zip(guidance.decoder, ('res4', 'res5')):
+                probe = expected[f'{key}_probe']
+                torch.testing.assert_close(level[:, :probe.shape[1]], probe, atol=LOGITS_ATOL,
+                                           rtol=0)
+                torch.testing.assert_close(level.double().mean((0, 2, 3)),
+                                           expected[f'{key}_channel_mean'], atol=PROBS_ATOL, rtol=0)
+        if 'kept_classes' in expected:
+            inputs, samples = preprocess(model, case)
+            views = model.whole_views(inputs, [s.metainfo for s in samples])
+            cost = cosine_cost(model.backbone(views).dense, text[None])
+            scores = cost.transpose(1, 2).flatten(2).amax(-1)
+            torch.testing.assert_close(scores, expected['class_scores'], atol=LOGITS_ATOL, rtol=0)
+            kept = select_classes(cost, parity_fixture.config['aggregator']['pad_len'])
+            assert kept.tolist() == expected['kept_classes'].tolist()
