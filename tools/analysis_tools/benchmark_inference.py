@@ -1,0 +1,122 @@
+"""Measure CAT-Seg inference at real dimensions (random weights are enough for speed).
+
+    python tools/analysis_tools/benchmark_inference.py configs/catseg_vitb.py \
+        --mode slide --num-classes 150 --repeats 3 --json out.json
+
+Prints, per configuration: median seconds per image (and its CLIP-image and head parts), text
+encoding time (first and repeated vocabulary), peak RSS, FLOPs counted by torch's
+``FlopCounterMode`` and the achieved GFLOP/s against a float32 matmul peak measured in the same
+run. Figures are printed, never asserted.
+"""
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
+from mmengine.config import Config, DictAction
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Best float32 GEMM rate of this process (GFLOP/s)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float('inf')
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
+def timed(fn, repeats: int):
+    """(median seconds, last result) of ``repeats`` calls after one warm-up call."""
+    fn()
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='model config, e.g. configs/catseg_vitb.py')
+    parser.add_argument('--mode', choices=['whole', 'slide'], default='slide')
+    parser.add_argument('--num-classes', type=int, default=150)
+    parser.add_argument('--image-size', type=int, nargs=2, default=(512, 683),
+                        help='H W of the test image (default: a typical ADE20K size)')
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--json', help='also write the results to this file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.mode == 'slide':
+        cfg.model.test_cfg = dict(mode='slide', crop_size=(384, 384), stride=(256, 256),
+                                  resize_to=(640, 640), with_global_view=True)
+    else:
+        cfg.model.test_cfg = dict(mode='whole')
+    peak = matmul_peak_gflops()
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval().requires_grad_(False)
+    names = [f'class number {i}' for i in range(args.num_classes)]
+    height, width = args.image_size
+    image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8)
+    sample = SegDataSample(metainfo=dict(ori_shape=(height, width), img_shape=(height, width)))
+    data = model.data_preprocessor(dict(inputs=[image], data_samples=[sample]), training=False)
+
+    with torch.no_grad():
+        start = time.perf_counter()
+        model.text_encoder(names)
+        text_first = time.perf_counter() - start
+        start = time.perf_counter()
+        model.text_encoder(names)
+        text_repeat = time.perf_counter() - start
+
+        def predict():
+            return model.predict(data['inputs'], data['data_samples'], vocabulary=names)
+
+        seconds, _ = timed(predict, args.repeats)
+        clip_views = (torch.randn(5 if args.mode == 'slide' else 1, 3, *model.clip_size))
+        clip_seconds, _ = timed(lambda: model.backbone(clip_views), args.repeats)
+        with FlopCounterMode(display=False) as counter:
+            predict()
+        flops = counter.get_total_flops()
+    result = dict(
+        config=args.config, mode=args.mode, num_classes=args.num_classes,
+        image_size=[height, width], threads=torch.get_num_threads(),
+        seconds_per_image=round(seconds, 3), clip_image_seconds=round(clip_seconds, 3),
+        head_and_rest_seconds=round(seconds - clip_seconds, 3),
+        text_seconds_first=round(text_first, 3), text_seconds_repeat=round(text_repeat, 4),
+        peak_rss_gb=round(peak_rss_gb(), 2), gflop=round(flops / 1e9, 1),
+        achieved_gflops=round(flops / 1e9 / seconds, 1), matmul_peak_gflops=round(peak, 1),
+        share_of_peak=round(flops / 1e9 / seconds / peak, 3))
+    print(json.dumps(result, indent=2))
+    if args.json:
+        with open(args.json, 'w') as file:
+            json.dump(result, file, indent=2)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
