@@ -24,10 +24,16 @@ test: $(STAMP)
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; \
 	exit $$status
 
+# The sample photo is public domain (NASA; shipped with scikit-image as astronaut.png).
+CHECKPOINT ?=
+CONFIG ?= configs/catseg_vitb.py
+INPUT ?= demo/astronaut.jpg
+VOCAB ?= person, spacesuit, american flag, rocket, wall
+DEMO_OUT ?= demo_out
+
 demo: $(STAMP)
-	@echo "make demo will segment a sample photo with a vocabulary of your words (tools/demo.py)."
-	@echo "The demo CLI is not implemented yet; until then see README 'Python API' for"
-	@echo "model.predict(images, vocabulary=[...]) with a converted official checkpoint."
+	$(PY) tools/demo.py $(INPUT) --vocab "$(VOCAB)" --config $(CONFIG) \
+		--checkpoint "$(CHECKPOINT)" --out $(DEMO_OUT)
 
 clean-venv:
 	rm -rf $(VENV)

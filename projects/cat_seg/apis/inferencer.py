@@ -1,0 +1,112 @@
+"""Segment images with any vocabulary: build a model from a config and a checkpoint, predict."""
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+from ..checkpoint import convert_official_state_dict, load_weights_file
+from .image_io import load_rgb
+
+ImageInput = Union[str, Path, np.ndarray]
+
+
+class Segmentation(NamedTuple):
+    """Result for one image.
+
+    Attributes:
+        label_map (np.ndarray): Class index per pixel, (H, W), int64.
+        class_scores (np.ndarray): Mean probability of each class over the image, (T,).
+        vocabulary (list[str]): The T class names.
+    """
+
+    label_map: np.ndarray
+    class_scores: np.ndarray
+    vocabulary: List[str]
+
+    def present_classes(self) -> List[Dict]:
+        """Classes that label at least one pixel, largest first, with their pixel share."""
+        counts = np.bincount(self.label_map.ravel(), minlength=len(self.vocabulary))
+        order = np.argsort(-counts, kind='stable')
+        return [dict(index=int(i), name=self.vocabulary[i], pixels=int(counts[i]),
+                     share=float(counts[i] / self.label_map.size))
+                for i in order if counts[i] > 0]
+
+
+def load_checkpoint_into(model: torch.nn.Module, checkpoint: str) -> None:
+    """Load our checkpoint, or an official CAT-Seg one (converted on the fly), strictly.
+
+    Raises:
+        ValueError: Naming the keys that do not match the model built from the config.
+    """
+    state_dict = load_weights_file(checkpoint)
+    if any(key.startswith('sem_seg_head.') for key in state_dict):
+        state_dict = convert_official_state_dict(state_dict)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state_dict)
+                        if own[k].shape != state_dict[k].shape)
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f'checkpoint {checkpoint!r} does not match the config: {len(missing)} missing keys '
+            f'{missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, '
+            f'{len(mismatched)} keys of another shape {mismatched[:3]}; use the config the '
+            'checkpoint was trained with')
+    model.load_state_dict(state_dict)
+
+
+class CATSegInferencer:
+    """Open-vocabulary segmentation of images, one model for any number of vocabularies.
+
+    Args:
+        config (str | Config): Model config (path or loaded), e.g. ``configs/catseg_vitb.py``.
+        checkpoint (str): Our checkpoint or an official CAT-Seg one.
+        device (str): 'cpu' or 'cuda'. Defaults to 'cpu'.
+        mode (str, optional): 'whole' or 'slide' inference; default: the config's.
+
+    Examples:
+        >>> inferencer = CATSegInferencer('configs/catseg_vitb.py', 'catseg_vitb.pth')
+        >>> result = inferencer(['street.jpg'], vocabulary=['road', 'car', 'sky'])[0]
+        >>> result.label_map.shape, result.present_classes()[0]['name']
+    """
+
+    def __init__(self, config: Union[str, Config], checkpoint: str, device: str = 'cpu',
+                 mode: Optional[str] = None):
+        register_all_modules()
+        cfg = Config.fromfile(config) if isinstance(config, (str, Path)) else config
+        if mode is not None:
+            slide = dict(mode='slide', crop_size=(384, 384), stride=(256, 256),
+                         resize_to=(640, 640), with_global_view=True)
+            cfg.model.test_cfg = slide if mode == 'slide' else dict(mode='whole')
+        self.model = MODELS.build(cfg.model)
+        load_checkpoint_into(self.model, checkpoint)
+        self.model.to(device).eval().requires_grad_(False)
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, images: Sequence[ImageInput], vocabulary: Sequence[str]) -> List[Segmentation]:
+        """Segment each image (a path or an RGB uint8 array (H, W, 3)) over ``vocabulary``."""
+        vocabulary = list(vocabulary)
+        results = []
+        for image in images:
+            rgb = load_rgb(image) if not isinstance(image, np.ndarray) else image
+            results.append(self._segment(rgb, vocabulary))
+        return results
+
+    def _segment(self, rgb: np.ndarray, vocabulary: List[str]) -> Segmentation:
+        height, width = rgb.shape[:2]
+        # mmseg pipelines deliver BGR; the preprocessor converts back (bgr_to_rgb=True).
+        bgr = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1])).permute(2, 0, 1)
+        sample = SegDataSample(metainfo=dict(ori_shape=(height, width),
+                                             img_shape=(height, width)))
+        data = self.model.data_preprocessor(dict(inputs=[bgr], data_samples=[sample]), False)
+        prediction = self.model.predict(data['inputs'], data['data_samples'],
+                                        vocabulary=vocabulary)[0]
+        probs = prediction.seg_logits.data
+        return Segmentation(prediction.pred_sem_seg.data[0].cpu().numpy().astype(np.int64),
+                            probs.flatten(1).mean(1).cpu().numpy(), vocabulary)

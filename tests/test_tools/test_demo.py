@@ -1,0 +1,113 @@
+"""tools/demo.py end to end on the parity fixture's official-format checkpoint (converted on the
+fly), and every kind of bad input."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from PIL import Image
+
+from cat_seg.apis import CATSegInferencer
+from catseg_testing import REPO_ROOT, catseg_config_from_fixture
+
+DEMO = REPO_ROOT / 'tools' / 'demo.py'
+VOCAB = 'person, spacesuit, flag'
+
+
+@pytest.fixture
+def fixture_config(parity_fixture, tmp_path):
+    path = tmp_path / 'fixture_model.py'
+    Config(dict(model=catseg_config_from_fixture(parity_fixture.config),
+                custom_imports=dict(imports=['cat_seg']))).dump(str(path))
+    return path
+
+
+def demo(*args, cwd):
+    result = subprocess.run([sys.executable, str(DEMO), *map(str, args)], capture_output=True,
+                            text=True, cwd=cwd, timeout=300)
+    return result, result.stdout + result.stderr
+
+
+def test_demo_writes_overlay_labels_and_summary(parity_fixture, fixture_config, tmp_path):
+    out = tmp_path / 'out'
+    result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', '--vocab', VOCAB, '--config',
+                       fixture_config, '--checkpoint', parity_fixture.path / 'state_dict.pt',
+                       '--out', out, '--mode', 'whole', cwd=tmp_path)
+    assert result.returncode == 0, log[-3000:]
+    summary = json.loads((out / 'astronaut.json').read_text())
+    labels = np.asarray(Image.open(out / 'astronaut_labels.png'))
+    assert labels.shape == (512, 512) and summary['vocabulary'] == VOCAB.split(', ')
+    counts = np.bincount(labels.ravel(), minlength=3)
+    assert [c['pixels'] for c in summary['present']] == sorted(counts[counts > 0], reverse=True)
+    overlay = Image.open(out / 'astronaut_overlay.png')
+    assert overlay.height == 512 and overlay.width > 512          # image + legend
+    assert '1 of 1 images segmented' in log
+
+    # The Python API gives the same label map for the same input.
+    inferencer = CATSegInferencer(str(fixture_config), str(parity_fixture.path / 'state_dict.pt'),
+                                  mode='whole')
+    api = inferencer([REPO_ROOT / 'demo' / 'astronaut.jpg'], VOCAB.split(', '))[0]
+    np.testing.assert_array_equal(api.label_map, labels)
+
+
+def test_bad_images_are_skipped_and_reported(parity_fixture, fixture_config, tmp_path):
+    images = tmp_path / 'images'
+    images.mkdir()
+    (images / 'notes.jpg').write_text('not an image')
+    Image.new('RGB', (40, 30), 'red').save(images / 'good.png')
+    (images / 'truncated.jpg').write_bytes((REPO_ROOT / 'demo' / 'astronaut.jpg').read_bytes()[:3000])
+    Image.new('LA', (10, 10)).save(images / 'gray_alpha.png')
+    Image.fromarray(np.full((1, 1), 60000, np.uint16)).save(images / 'tiny16.png')
+    result, log = demo(images, tmp_path / 'missing.jpg', '--vocab', 'sky, sky, tree',
+                       '--config', fixture_config, '--checkpoint',
+                       parity_fixture.path / 'state_dict.pt', '--out', tmp_path / 'out',
+                       '--mode', 'whole', cwd=tmp_path)
+    assert result.returncode == 1
+    assert '3 of 6 images segmented' in log
+    assert 'duplicate class names removed' in log
+    assert "failed: " in log and 'notes.jpg' in log and 'truncated.jpg' in log
+    assert 'missing.jpg' in log
+    assert (tmp_path / 'out' / 'tiny16_labels.png').is_file()
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--vocab', ' , '], 'the vocabulary is empty'),
+    (['--vocab', 'sky', '--opacity', '2'], 'must be in \\[0, 1\\]'),
+    (['--dataset', 'ade847'], "--dataset 'ade847' is not one of"),
+])
+def test_unusable_arguments_exit_2(parity_fixture, fixture_config, tmp_path, extra, message):
+    result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', *extra, '--config', fixture_config,
+                       '--checkpoint', parity_fixture.path / 'state_dict.pt', '--out',
+                       tmp_path / 'out', cwd=tmp_path)
+    assert result.returncode == 2 and 'error:' in log
+    assert __import__('re').search(message, log)
+
+
+def test_missing_checkpoint_says_where_to_get_weights(tmp_path):
+    result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', '--vocab', 'sky', '--checkpoint',
+                       '', cwd=tmp_path)
+    assert result.returncode == 2
+    assert 'download an official CAT-Seg checkpoint' in log and 'make demo CHECKPOINT=' in log
+
+
+def test_checkpoint_of_another_model_names_the_keys(parity_fixture, tmp_path):
+    config = tmp_path / 'other.py'
+    cfg = catseg_config_from_fixture(parity_fixture.config)
+    cfg['decode_head']['num_layers'] = 3
+    Config(dict(model=cfg)).dump(str(config))
+    result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', '--vocab', 'sky', '--config', config,
+                       '--checkpoint', parity_fixture.path / 'state_dict.pt', '--out',
+                       tmp_path / 'out', cwd=tmp_path)
+    assert result.returncode == 2
+    assert 'does not match the config' in log and 'decode_head.layers.2.' in log
+
+
+def test_unwritable_output_directory(parity_fixture, fixture_config, tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', '--vocab', 'sky', '--config',
+                       fixture_config, '--checkpoint', parity_fixture.path / 'state_dict.pt',
+                       '--out', blocker / 'out', cwd=tmp_path)
+    assert result.returncode == 2 and 'is not writable' in log

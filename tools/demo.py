@@ -1,0 +1,143 @@
+"""Segment your images with your own words.
+
+    python tools/demo.py photo.jpg more_photos/ --vocab "sky, tree, person" \
+        --config configs/catseg_vitb.py --checkpoint catseg_vitb.pth --out demo_out
+
+Writes per image: ``<name>_overlay.png`` (colours + legend of the classes present with their
+pixel share), ``<name>_labels.png`` (class index per pixel; 16-bit beyond 256 classes) and
+``<name>.json`` (vocabulary and classes present). Bad images are reported and skipped; the exit
+status is 1 when any image failed, 2 for unusable arguments.
+"""
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import List
+
+import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
+from cat_seg.apis import CATSegInferencer, load_rgb
+from cat_seg.apis.visualization import overlay_with_legend, save_label_map
+
+IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'}
+WEIGHTS_HELP = ('download an official CAT-Seg checkpoint (model_base.pth / model_large.pth, '
+                'linked from the README of github.com/cvlab-kaist/CAT-Seg) and pass it with '
+                '--checkpoint PATH, or `make demo CHECKPOINT=PATH`; official checkpoints are '
+                'converted on the fly')
+
+
+def dataset_vocabulary(name: str) -> List[str]:
+    """Class names of a benchmark, from the dataset classes' own metainfo."""
+    from mmseg.datasets import (ADE20KDataset, COCOStuffDataset, PascalContextDataset59,
+                                PascalVOCDataset)
+    tables = {'ade150': ADE20KDataset, 'coco171': COCOStuffDataset,
+              'pc59': PascalContextDataset59, 'voc20': PascalVOCDataset}
+    if name not in tables:
+        raise ValueError(f'--dataset {name!r} is not one of {sorted(tables)} (ade847 and pc459 '
+                         'need the vocabulary files of the dataset preparation, not available yet)')
+    classes = list(tables[name].METAINFO['classes'])
+    return classes[1:] if name == 'voc20' else classes   # VOC's 'background' is not a class
+
+
+def read_vocabulary(args: argparse.Namespace) -> List[str]:
+    if args.vocab is not None:
+        names = [n.strip() for n in args.vocab.split(',')]
+    elif args.vocab_file is not None:
+        text = Path(args.vocab_file).read_text(encoding='utf-8')
+        names = json.loads(text) if text.lstrip().startswith('[') else text.splitlines()
+        if not all(isinstance(n, str) for n in names):
+            raise ValueError(f'{args.vocab_file}: a JSON vocabulary must be a list of strings')
+        names = [n.strip() for n in names]
+    else:
+        names = dataset_vocabulary(args.dataset)
+    names = [n for n in names if n]
+    if not names:
+        raise ValueError('the vocabulary is empty: give at least one class name')
+    unique = list(dict.fromkeys(names))
+    if len(unique) < len(names):
+        warnings.warn(f'duplicate class names removed: {len(names) - len(unique)} repeats')
+    return unique
+
+
+def collect_images(inputs: List[str]) -> List[Path]:
+    images = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            images += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            images.append(item)   # missing files are reported per image, not fatal
+    if not images:
+        raise ValueError(f'no images found in {inputs}')
+    return images
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / '.write_test'
+        probe.write_bytes(b'')
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f'output directory {str(out)!r} is not writable: {error}') from error
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('inputs', nargs='+', help='image files and/or directories')
+    vocab = parser.add_mutually_exclusive_group(required=True)
+    vocab.add_argument('--vocab', help='comma-separated class names, e.g. "sky, tree, person"')
+    vocab.add_argument('--vocab-file', help='one name per line, or a JSON list of names')
+    vocab.add_argument('--dataset', help='a benchmark vocabulary: ade150, coco171, pc59, voc20')
+    parser.add_argument('--config', default='configs/catseg_vitb.py')
+    parser.add_argument('--checkpoint', default='', help='our or an official checkpoint')
+    parser.add_argument('--out', default='demo_out', help='output directory')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--mode', choices=['slide', 'whole'], default='slide')
+    parser.add_argument('--opacity', type=float, default=0.5)
+    parser.add_argument('--debug', action='store_true', help='show tracebacks')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if not args.checkpoint or not Path(args.checkpoint).is_file():
+            raise FileNotFoundError(f'no checkpoint at {args.checkpoint!r}: {WEIGHTS_HELP}')
+        if not 0 <= args.opacity <= 1:
+            raise ValueError(f'--opacity {args.opacity} must be in [0, 1]')
+        vocabulary = read_vocabulary(args)
+        images = collect_images(args.inputs)
+        out = Path(args.out)
+        check_writable(out)
+        inferencer = CATSegInferencer(args.config, args.checkpoint, args.device, args.mode)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        if args.debug:
+            raise
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+
+    failures = []
+    for number, path in enumerate(images, 1):
+        try:
+            rgb = load_rgb(path)
+            result = inferencer([rgb], vocabulary)[0]
+            present = result.present_classes()
+            overlay_with_legend(rgb, result.label_map, present, len(vocabulary),
+                                args.opacity).save(out / f'{path.stem}_overlay.png')
+            save_label_map(result.label_map, len(vocabulary), out / f'{path.stem}_labels.png')
+            summary = dict(image=str(path), height=rgb.shape[0], width=rgb.shape[1],
+                           vocabulary=vocabulary, present=present)
+            (out / f'{path.stem}.json').write_text(json.dumps(summary, indent=2))
+            top = ', '.join(f"{c['name']} {c['share']:.0%}" for c in present[:3])
+            print(f'[{number}/{len(images)}] {path}: {top}')
+        except (FileNotFoundError, ValueError, OSError) as error:
+            failures.append((path, error))
+            print(f'[{number}/{len(images)}] {path}: skipped: {error}', file=sys.stderr)
+    print(f'{len(images) - len(failures)} of {len(images)} images segmented; outputs in {out}')
+    for path, error in failures:
+        print(f'failed: {path}: {error}', file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
