@@ -18,6 +18,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='directory for logs and metrics')
+    parser.add_argument('--benchmark', help='a configs/benchmarks/ file: evaluate on that '
+                        'benchmark with the official sliding-window protocol')
     parser.add_argument('--out', help='directory to save the predicted label maps')
     parser.add_argument('--show-dir', help='directory to save painted predictions')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -31,12 +33,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def apply_benchmark(cfg: Config, path: str) -> None:
+    """Replace the test data, metric and inference mode of a model config by a benchmark's."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'benchmark config {path!r} does not exist')
+    benchmark = Config.fromfile(path)
+    cfg.test_dataloader = benchmark.test_dataloader
+    cfg.test_evaluator = benchmark.test_evaluator
+    cfg.model.test_cfg = benchmark.model_test_cfg
+
+
 def build_config(args: argparse.Namespace) -> Config:
     for path, what in ((args.config, 'config file'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} {path!r} does not exist')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    if args.benchmark:
+        apply_benchmark(cfg, args.benchmark)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
