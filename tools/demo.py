@@ -13,10 +13,11 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import List
+from typing import List, Tuple, Union
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.apis import CATSegInferencer, load_rgb
+from cat_seg.apis.inferencer import DEFAULT_TEXT_CACHE
 from cat_seg.apis.visualization import overlay_with_legend, save_label_map
 
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'}
@@ -39,23 +40,34 @@ def dataset_vocabulary(name: str) -> List[str]:
     return classes[1:] if name == 'voc20' else classes   # VOC's 'background' is not a class
 
 
-def read_vocabulary(args: argparse.Namespace) -> List[str]:
+def parse_class(entry: Union[str, list]) -> Union[str, Tuple[str, ...]]:
+    """A class: 'name', or synonyms written 'a; b' or as a JSON list ['a', 'b']."""
+    names = entry if isinstance(entry, list) else entry.split(';')
+    if not all(isinstance(n, str) for n in names):
+        raise ValueError(f'a class must be a name or a list of names, got {entry!r}')
+    names = tuple(n.strip() for n in names if n.strip())
+    return names[0] if len(names) == 1 else names
+
+
+def read_vocabulary(args: argparse.Namespace) -> list:
+    """Classes from --vocab, --vocab-file or --dataset; duplicates removed with a warning.
+
+    Synonyms of one class: 'a; b' (or a JSON list of lists). A file line 'a, b' keeps the
+    official benchmark convention: the class is prompted with its first name.
+    """
     if args.vocab is not None:
-        names = [n.strip() for n in args.vocab.split(',')]
+        entries = args.vocab.split(',')
     elif args.vocab_file is not None:
         text = Path(args.vocab_file).read_text(encoding='utf-8')
-        names = json.loads(text) if text.lstrip().startswith('[') else text.splitlines()
-        if not all(isinstance(n, str) for n in names):
-            raise ValueError(f'{args.vocab_file}: a JSON vocabulary must be a list of strings')
-        names = [n.strip() for n in names]
+        entries = json.loads(text) if text.lstrip().startswith('[') else text.splitlines()
     else:
-        names = dataset_vocabulary(args.dataset)
-    names = [n for n in names if n]
-    if not names:
+        entries = dataset_vocabulary(args.dataset)
+    classes = [c for c in map(parse_class, entries) if c]
+    if not classes:
         raise ValueError('the vocabulary is empty: give at least one class name')
-    unique = list(dict.fromkeys(names))
-    if len(unique) < len(names):
-        warnings.warn(f'duplicate class names removed: {len(names) - len(unique)} repeats')
+    unique = list(dict.fromkeys(classes))
+    if len(unique) < len(classes):
+        warnings.warn(f'duplicate class names removed: {len(classes) - len(unique)} repeats')
     return unique
 
 
@@ -94,6 +106,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--mode', choices=['slide', 'whole'], default='slide')
     parser.add_argument('--opacity', type=float, default=0.5)
+    parser.add_argument('--text-cache', default=str(DEFAULT_TEXT_CACHE),
+                        help='directory of text embeddings kept between runs ("" disables it)')
     parser.add_argument('--debug', action='store_true', help='show tracebacks')
     return parser.parse_args(argv)
 
@@ -109,7 +123,8 @@ def main(argv=None) -> int:
         images = collect_images(args.inputs)
         out = Path(args.out)
         check_writable(out)
-        inferencer = CATSegInferencer(args.config, args.checkpoint, args.device, args.mode)
+        inferencer = CATSegInferencer(args.config, args.checkpoint, args.device, args.mode,
+                                      text_cache_dir=args.text_cache or None)
     except (FileNotFoundError, ValueError, OSError) as error:
         if args.debug:
             raise
@@ -126,7 +141,8 @@ def main(argv=None) -> int:
                                 args.opacity).save(out / f'{path.stem}_overlay.png')
             save_label_map(result.label_map, len(vocabulary), out / f'{path.stem}_labels.png')
             summary = dict(image=str(path), height=rgb.shape[0], width=rgb.shape[1],
-                           vocabulary=vocabulary, present=present)
+                           vocabulary=[c if isinstance(c, str) else list(c) for c in vocabulary],
+                           present=present)
             (out / f'{path.stem}.json').write_text(json.dumps(summary, indent=2))
             top = ', '.join(f"{c['name']} {c['share']:.0%}" for c in present[:3])
             print(f'[{number}/{len(images)}] {path}: {top}')

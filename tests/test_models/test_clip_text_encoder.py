@@ -83,8 +83,26 @@ def test_bad_arguments(kwargs, error, message):
 def test_bad_vocabularies(encoder):
     with pytest.raises(ValueError, match='class_names is empty'):
         encoder([])
-    with pytest.raises(TypeError, match='class_names must be a list of str'):
+    with pytest.raises(TypeError, match="class_names must be a list, got the string 'sky'"):
         encoder('sky')
+    with pytest.raises(TypeError, match='every class must be a str or a non-empty list of str'):
+        encoder(['sky', []])
+
+
+def test_a_class_of_synonyms_is_the_mean_of_its_names(encoder):
+    single = encoder(['sky', 'heaven', 'tree'])
+    grouped = encoder([['sky', 'heaven'], 'tree'])
+    assert grouped.shape == (2, 2, 32)
+    torch.testing.assert_close(grouped[0], F.normalize(single[0] + single[1], dim=-1))
+    torch.testing.assert_close(grouped[1], single[2])
+
+
+def test_remembered_embeddings_are_served_without_encoding(encoder):
+    encoder.requires_grad_(False)
+    stored = F.normalize(torch.randn(2, 2, 32), dim=-1)
+    encoder.remember(['sky', 'tree'], stored)
+    count = encoder.num_prompts_encoded
+    assert encoder(['sky', 'tree']) is stored and encoder.num_prompts_encoded == count
 
 
 def test_split_attention_rejects_what_it_cannot_do():

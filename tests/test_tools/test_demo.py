@@ -25,8 +25,9 @@ def fixture_config(parity_fixture, tmp_path):
 
 
 def demo(*args, cwd):
-    result = subprocess.run([sys.executable, str(DEMO), *map(str, args)], capture_output=True,
-                            text=True, cwd=cwd, timeout=300)
+    result = subprocess.run([sys.executable, str(DEMO), *map(str, args), '--text-cache',
+                             str(cwd / 'text_cache')], capture_output=True, text=True, cwd=cwd,
+                            timeout=300)
     return result, result.stdout + result.stderr
 
 
@@ -111,3 +112,42 @@ def test_unwritable_output_directory(parity_fixture, fixture_config, tmp_path):
                        fixture_config, '--checkpoint', parity_fixture.path / 'state_dict.pt',
                        '--out', blocker / 'out', cwd=tmp_path)
     assert result.returncode == 2 and 'is not writable' in log
+
+
+def test_second_run_on_a_vocabulary_skips_the_text_encoder(parity_fixture, fixture_config,
+                                                            tmp_path):
+    checkpoint = str(parity_fixture.path / 'state_dict.pt')
+    vocabulary = ['sky', ['person', 'human'], 'flag']
+    first = CATSegInferencer(str(fixture_config), checkpoint, mode='whole',
+                             text_cache_dir=str(tmp_path / 'cache'))
+    expected = first([REPO_ROOT / 'demo' / 'astronaut.jpg'], vocabulary)[0]
+    assert first.model.text_encoder.num_prompts_encoded == 4
+    second = CATSegInferencer(str(fixture_config), checkpoint, mode='whole',
+                              text_cache_dir=str(tmp_path / 'cache'))
+    again = second([REPO_ROOT / 'demo' / 'astronaut.jpg'], vocabulary)[0]
+    assert second.model.text_encoder.num_prompts_encoded == 0
+    np.testing.assert_array_equal(again.label_map, expected.label_map)
+    assert again.present_classes()[0]['name'] in ('sky', 'person; human', 'flag')
+
+
+def test_unusual_images_and_vocabularies(parity_fixture, fixture_config, tmp_path):
+    images = tmp_path / 'images'
+    images.mkdir()
+    rotated = Image.new('RGB', (40, 20), 'blue')
+    exif = rotated.getexif()
+    exif[0x0112] = 6                                    # orientation: rotate 90 degrees
+    rotated.save(images / 'rotated.jpg', exif=exif)
+    Image.new('RGBA', (16, 16), (0, 0, 0, 0)).save(images / 'rgba.png')
+    Image.new('L', (10, 10), 128).save(images / 'gray.png')
+    Image.new('RGB', (1, 1), 'white').save(images / 'one.png')
+    names = [f'thing {i}' for i in range(997)] + ['Straße', 'café ☕', 'very ' * 100 + 'long']
+    vocab_file = tmp_path / 'vocab.json'
+    vocab_file.write_text(json.dumps(names))
+    result, log = demo(images, '--vocab-file', vocab_file, '--config', fixture_config,
+                       '--checkpoint', parity_fixture.path / 'state_dict.pt', '--out',
+                       tmp_path / 'out', '--mode', 'whole', cwd=tmp_path)
+    assert result.returncode == 0, log[-3000:]
+    labels = np.asarray(Image.open(tmp_path / 'out' / 'rotated_labels.png'))
+    assert labels.shape == (40, 20) and labels.dtype == np.uint16   # EXIF applied; 16-bit > 256
+    summary = json.loads((tmp_path / 'out' / 'one.json').read_text())
+    assert len(summary['vocabulary']) == 1000 and summary['present'][0]['pixels'] == 1

@@ -1,4 +1,6 @@
 """Segment images with any vocabulary: build a model from a config and a checkpoint, predict."""
+import hashlib
+import json
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Union
 
@@ -13,6 +15,16 @@ from ..checkpoint import convert_official_state_dict, load_weights_file
 from .image_io import load_rgb
 
 ImageInput = Union[str, Path, np.ndarray]
+DEFAULT_TEXT_CACHE = Path.home() / '.cache' / 'cat_seg' / 'text_embeddings'
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's state (names, shapes and values)."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(f'{name}{tuple(tensor.shape)}'.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 class Segmentation(NamedTuple):
@@ -21,7 +33,7 @@ class Segmentation(NamedTuple):
     Attributes:
         label_map (np.ndarray): Class index per pixel, (H, W), int64.
         class_scores (np.ndarray): Mean probability of each class over the image, (T,).
-        vocabulary (list[str]): The T class names.
+        vocabulary (list): The T classes (names, or lists of synonyms).
     """
 
     label_map: np.ndarray
@@ -32,9 +44,14 @@ class Segmentation(NamedTuple):
         """Classes that label at least one pixel, largest first, with their pixel share."""
         counts = np.bincount(self.label_map.ravel(), minlength=len(self.vocabulary))
         order = np.argsort(-counts, kind='stable')
-        return [dict(index=int(i), name=self.vocabulary[i], pixels=int(counts[i]),
+        return [dict(index=int(i), name=class_label(self.vocabulary[i]), pixels=int(counts[i]),
                      share=float(counts[i] / self.label_map.size))
                 for i in order if counts[i] > 0]
+
+
+def class_label(entry) -> str:
+    """Display name of a class: the name, or its synonyms joined by '; '."""
+    return entry if isinstance(entry, str) else '; '.join(entry)
 
 
 def load_checkpoint_into(model: torch.nn.Module, checkpoint: str) -> None:
@@ -68,6 +85,9 @@ class CATSegInferencer:
         checkpoint (str): Our checkpoint or an official CAT-Seg one.
         device (str): 'cpu' or 'cuda'. Defaults to 'cpu'.
         mode (str, optional): 'whole' or 'slide' inference; default: the config's.
+        text_cache_dir (str, optional): Directory where text embeddings are kept between runs,
+            keyed by the text weights, templates and names, so a repeated vocabulary skips the
+            text encoder. None disables it. Defaults to ``~/.cache/cat_seg/text_embeddings``.
 
     Examples:
         >>> inferencer = CATSegInferencer('configs/catseg_vitb.py', 'catseg_vitb.pth')
@@ -76,7 +96,8 @@ class CATSegInferencer:
     """
 
     def __init__(self, config: Union[str, Config], checkpoint: str, device: str = 'cpu',
-                 mode: Optional[str] = None):
+                 mode: Optional[str] = None,
+                 text_cache_dir: Optional[str] = str(DEFAULT_TEXT_CACHE)):
         register_all_modules()
         cfg = Config.fromfile(config) if isinstance(config, (str, Path)) else config
         if mode is not None:
@@ -87,18 +108,45 @@ class CATSegInferencer:
         load_checkpoint_into(self.model, checkpoint)
         self.model.to(device).eval().requires_grad_(False)
         self.device = device
+        self.text_cache_dir = Path(text_cache_dir) if text_cache_dir else None
+        self._text_fingerprint = weights_fingerprint(self.model.text_encoder)
+
+    def text_cache_file(self, vocabulary: Sequence) -> Path:
+        """Where the embeddings of ``vocabulary`` are kept for these text weights."""
+        encoder = self.model.text_encoder
+        key = json.dumps([self._text_fingerprint, list(encoder.templates), encoder.synonym_rule,
+                          [[n] if isinstance(n, str) else list(n) for n in vocabulary]])
+        return self.text_cache_dir / f'{hashlib.sha256(key.encode()).hexdigest()}.pt'
+
+    def _prime_text_cache(self, vocabulary: Sequence) -> None:
+        """Load the vocabulary's embeddings from disk, or compute and store them."""
+        if self.text_cache_dir is None:
+            return
+        path = self.text_cache_file(vocabulary)
+        encoder = self.model.text_encoder
+        if path.is_file():
+            embeds = torch.load(path, map_location=self.device, weights_only=True)
+            encoder.remember(vocabulary, embeds)
+            return
+        embeds = encoder(vocabulary)
+        self.text_cache_dir.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix('.tmp')
+        torch.save(embeds.cpu(), temporary)
+        temporary.replace(path)   # atomic: a concurrent reader never sees half a file
 
     @torch.no_grad()
-    def __call__(self, images: Sequence[ImageInput], vocabulary: Sequence[str]) -> List[Segmentation]:
-        """Segment each image (a path or an RGB uint8 array (H, W, 3)) over ``vocabulary``."""
+    def __call__(self, images: Sequence[ImageInput], vocabulary: Sequence) -> List[Segmentation]:
+        """Segment each image (a path or an RGB uint8 array (H, W, 3)) over ``vocabulary``, a
+        list of names or of synonym lists."""
         vocabulary = list(vocabulary)
+        self._prime_text_cache(vocabulary)
         results = []
         for image in images:
             rgb = load_rgb(image) if not isinstance(image, np.ndarray) else image
             results.append(self._segment(rgb, vocabulary))
         return results
 
-    def _segment(self, rgb: np.ndarray, vocabulary: List[str]) -> Segmentation:
+    def _segment(self, rgb: np.ndarray, vocabulary: list) -> Segmentation:
         height, width = rgb.shape[:2]
         # mmseg pipelines deliver BGR; the preprocessor converts back (bgr_to_rgb=True).
         bgr = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1])).permute(2, 0, 1)

@@ -17,6 +17,8 @@ from .clip_attention import split_qkv_
 from .clip_image_encoder import activation
 from .prompt_templates import SYNONYM_RULES, build_prompts, resolve_templates
 
+ClassName = Union[str, Sequence[str]]   # a name, or the synonyms of one class
+
 
 @MODELS.register_module()
 class CATSegCLIPTextEncoder(BaseModule):
@@ -25,7 +27,7 @@ class CATSegCLIPTextEncoder(BaseModule):
     Parameter names are OpenAI's text keys (``token_embedding``, ``positional_embedding``,
     ``transformer.resblocks.*``, ``ln_final``, ``text_projection``).
 
-    Cache: embeddings are kept per ``(class names, templates)`` for the current weights; the key
+    Cache: embeddings are kept per ``(classes, templates)`` for the current weights; the key
     includes every parameter's storage and version counter, so loading weights, an optimizer
     step or a device move invalidates it. It is bypassed while the text tower trains (grad
     enabled and a parameter requires grad). ``num_prompts_encoded`` counts prompts actually run.
@@ -89,44 +91,73 @@ class CATSegCLIPTextEncoder(BaseModule):
         return len(self.templates)
 
     def tokenize(self, class_names: Sequence[str]) -> Tensor:
-        """CLIP BPE tokens of every prompt, class-major, (T * P, context_length)."""
+        """CLIP BPE tokens of every prompt, class-major, (T * P, context_length).
+
+        Prompts longer than the context are cut, keeping the end token (open_clip's rule).
+        """
         prompts = build_prompts(class_names, self.templates, self.synonym_rule)
         return self.tokenizer(prompts, context_length=self.context_length)
 
-    def forward(self, class_names: Sequence[str]) -> Tensor:
+    def forward(self, class_names: Sequence[ClassName]) -> Tensor:
         """L2-normalised embeddings of every class in every template.
 
         Args:
-            class_names (Sequence[str]): T class names.
+            class_names (Sequence[str | Sequence[str]]): T classes. A class given as a list of
+                synonyms is the renormalised mean of its synonyms' embeddings (per template);
+                a plain name follows ``synonym_rule``.
 
         Returns:
             Tensor: (T, P, C).
         """
-        if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
-            raise TypeError(f'class_names must be a list of str, got {class_names!r:.80}')
-        if len(class_names) == 0:
-            raise ValueError('class_names is empty: give at least one class name')
+        entries = self._entries(class_names)
         trains = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
         if trains:
-            return self._encode(class_names)
-        key = (tuple(class_names), self.templates, self._weights_version())
+            return self._encode(entries)
+        key = self.cache_key(entries)
         if key not in self._cache:
             with torch.no_grad():
-                self._cache[key] = self._encode(class_names)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+                self.remember(entries, self._encode(entries))
         self._cache.move_to_end(key)
         return self._cache[key]
 
-    def _weights_version(self) -> Tuple[Tuple[int, int], ...]:
-        return tuple((p.data_ptr(), p._version) for p in self.parameters())
+    def cache_key(self, class_names: Sequence[ClassName]) -> tuple:
+        """The in-memory cache key: classes, templates and the current weights' versions."""
+        return (self._entries(class_names), self.templates, self.synonym_rule,
+                tuple((p.data_ptr(), p._version) for p in self.parameters()))
 
-    def _encode(self, class_names: Sequence[str]) -> Tensor:
-        tokens = self.tokenize(class_names).to(self.token_embedding.weight.device)
+    def remember(self, class_names: Sequence[ClassName], embeds: Tensor) -> None:
+        """Store embeddings (T, P, C) computed elsewhere (e.g. a disk cache) for these weights."""
+        self._cache[self.cache_key(class_names)] = embeds
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    @staticmethod
+    def _entries(class_names: Sequence[ClassName]) -> Tuple[Tuple[str, ...], ...]:
+        """Each class as a tuple: ``(name,)`` for a plain name, its synonyms otherwise."""
+        if isinstance(class_names, str):
+            raise TypeError(f'class_names must be a list, got the string {class_names!r:.80}')
+        entries = tuple((name,) if isinstance(name, str) else tuple(name) for name in class_names)
+        if not entries:
+            raise ValueError('class_names is empty: give at least one class name')
+        if not all(entry and all(isinstance(n, str) for n in entry) for entry in entries):
+            raise TypeError(f'every class must be a str or a non-empty list of str, got '
+                            f'{list(class_names)!r:.120}')
+        return entries
+
+    def _encode(self, entries: Tuple[Tuple[str, ...], ...]) -> Tensor:
+        names = [name for entry in entries for name in entry]
+        tokens = self.tokenize(names).to(self.token_embedding.weight.device)
         embeds = torch.cat([self.encode_tokens(chunk)
                             for chunk in tokens.split(self.encode_chunk_size)])
         self.num_prompts_encoded += tokens.shape[0]
-        return embeds.view(len(class_names), self.num_prompts, -1)
+        embeds = embeds.view(len(names), self.num_prompts, -1)
+        if len(names) == len(entries):
+            return embeds
+        groups = torch.repeat_interleave(torch.arange(len(entries)),
+                                         torch.tensor([len(e) for e in entries]))
+        summed = embeds.new_zeros(len(entries), *embeds.shape[1:]).index_add_(
+            0, groups.to(embeds.device), embeds)
+        return F.normalize(summed, dim=-1)
 
     def encode_tokens(self, tokens: Tensor) -> Tensor:
         """Normalised embeddings of token rows (N, L) -> (N, C), pooled at the end token.
