@@ -82,3 +82,20 @@ def test_mmengine_and_detectron2_containers_are_unwrapped(tmp_path):
         torch.save({container: {'a': torch.ones(1)}, 'meta': {'iter': 3}}, path)
         assert list(load_weights_file(str(path))) == ['a']
 
+
+
+def test_converter_checks_the_result_against_a_config(parity_fixture, tmp_path):
+    from mmengine.config import Config
+
+    from catseg_testing import catseg_config_from_fixture
+    config = tmp_path / 'fixture_model.py'
+    model_cfg = catseg_config_from_fixture(parity_fixture.config)
+    Config(dict(model=model_cfg)).dump(str(config))
+    args = [sys.executable, str(CONVERTER), str(parity_fixture.path / 'state_dict.pt'),
+            str(tmp_path / 'out.pth'), '--config', str(config)]
+    assert subprocess.run(args, capture_output=True, timeout=120).returncode == 0
+    model_cfg['decode_head']['num_layers'] += 1       # a model the checkpoint does not fit
+    Config(dict(model=model_cfg)).dump(str(config))
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert 'does not match the config' in result.stderr and 'missing keys' in result.stderr

@@ -143,3 +143,19 @@ def test_bad_test_cfg(test_cfg, message):
     cfg['test_cfg'] = test_cfg
     with pytest.raises(ValueError, match=message):
         MODELS.build(cfg)
+
+
+def test_whole_output_crop_padding_differs_only_for_padded_images(tiny_catseg):
+    model = tiny_catseg.eval()
+    outputs = {}
+    for whole_output in ('stretch_padded', 'crop_padding'):
+        model.test_cfg = dict(mode='whole', whole_output=whole_output)
+        for size in ((64, 64), (50, 70)):
+            inputs, samples = batch(model, sizes=(size,))
+            with torch.no_grad():
+                outputs[whole_output, size] = model.predict(inputs, samples, NAMES)[0]
+    same = outputs['stretch_padded', (64, 64)].seg_logits.data
+    torch.testing.assert_close(outputs['crop_padding', (64, 64)].seg_logits.data, same)
+    assert not torch.allclose(outputs['stretch_padded', (50, 70)].seg_logits.data,
+                              outputs['crop_padding', (50, 70)].seg_logits.data)
+    assert outputs['crop_padding', (50, 70)].seg_logits.data.shape == (3, 50, 70)

@@ -14,10 +14,27 @@ import torch
 from cat_seg.checkpoint import convert_official_state_dict, load_weights_file
 
 
+def check_against_config(state_dict: dict, config: str) -> None:
+    """Raise ValueError naming the keys the model of ``config`` lacks, has extra or reshapes."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    from cat_seg.apis.inferencer import load_checkpoint_into
+    register_all_modules()
+    cfg = Config.fromfile(config)
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    model.to_empty(device='cpu')
+    load_checkpoint_into(model, state_dict)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='official checkpoint (.pth), loaded with weights_only=True')
     parser.add_argument('dst', help='output checkpoint path')
+    parser.add_argument('--config', help='also check that the result loads strictly into the '
+                        'model of this config (every key present, no extra, same shapes)')
     parser.add_argument('--debug', action='store_true', help='show tracebacks')
     return parser.parse_args(argv)
 
@@ -26,6 +43,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         state_dict = convert_official_state_dict(load_weights_file(args.src))
+        if args.config:
+            check_against_config(state_dict, args.config)
         Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
         torch.save(dict(state_dict=state_dict, meta=dict(converted_from=str(args.src))), args.dst)
     except (OSError, ValueError, RuntimeError) as error:

@@ -54,13 +54,16 @@ def class_label(entry) -> str:
     return entry if isinstance(entry, str) else '; '.join(entry)
 
 
-def load_checkpoint_into(model: torch.nn.Module, checkpoint: str) -> None:
+def load_checkpoint_into(model: torch.nn.Module, checkpoint: Union[str, dict]) -> None:
     """Load our checkpoint, or an official CAT-Seg one (converted on the fly), strictly.
+
+    Args:
+        checkpoint (str | dict): A file, or an already loaded state dict.
 
     Raises:
         ValueError: Naming the keys that do not match the model built from the config.
     """
-    state_dict = load_weights_file(checkpoint)
+    state_dict = load_weights_file(checkpoint) if isinstance(checkpoint, str) else checkpoint
     if any(key.startswith('sem_seg_head.') for key in state_dict):
         state_dict = convert_official_state_dict(state_dict)
     own = model.state_dict()
@@ -69,8 +72,9 @@ def load_checkpoint_into(model: torch.nn.Module, checkpoint: str) -> None:
     mismatched = sorted(k for k in set(own) & set(state_dict)
                         if own[k].shape != state_dict[k].shape)
     if missing or unexpected or mismatched:
+        name = repr(checkpoint) if isinstance(checkpoint, str) else 'state dict'
         raise ValueError(
-            f'checkpoint {checkpoint!r} does not match the config: {len(missing)} missing keys '
+            f'checkpoint {name} does not match the config: {len(missing)} missing keys '
             f'{missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, '
             f'{len(mismatched)} keys of another shape {mismatched[:3]}; use the config the '
             'checkpoint was trained with')
