@@ -7,6 +7,8 @@ from typing import List, NamedTuple
 
 import cat_seg  # noqa: F401,I001  (first: cat_seg.compat must run before mmseg.utils/models)
 import torch
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -129,3 +131,17 @@ def tiny_model_config() -> dict:
     """The model of ``tests/data/catseg_tiny_synthetic.py`` (real configs, tiny dimensions)."""
     from mmengine.config import Config
     return Config.fromfile(str(TINY_CONFIG)).model.to_dict()
+
+
+def raw_batch(sizes=((70, 90), (70, 90)), with_labels=False):
+    """A dataloader-style batch: uint8 images and SegDataSamples."""
+    torch.manual_seed(1)
+    samples, images = [], []
+    for height, width in sizes:
+        images.append(torch.randint(0, 255, (3, height, width), dtype=torch.uint8))
+        sample = SegDataSample(metainfo=dict(ori_shape=(height, width),
+                                             img_shape=(height, width)))
+        if with_labels:
+            sample.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, height, width)))
+        samples.append(sample)
+    return dict(inputs=images, data_samples=samples)

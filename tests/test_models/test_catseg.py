@@ -3,27 +3,11 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
-from catseg_testing import REPO_ROOT
+from catseg_testing import REPO_ROOT, raw_batch
 
 NAMES = ['sky', 'grass', 'road']
-
-
-def raw_batch(sizes=((70, 90), (70, 90)), with_labels=False):
-    """A dataloader-style batch: uint8 images and SegDataSamples."""
-    torch.manual_seed(1)
-    samples, images = [], []
-    for height, width in sizes:
-        images.append(torch.randint(0, 255, (3, height, width), dtype=torch.uint8))
-        sample = SegDataSample(metainfo=dict(ori_shape=(height, width),
-                                             img_shape=(height, width)))
-        if with_labels:
-            sample.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, height, width)))
-        samples.append(sample)
-    return dict(inputs=images, data_samples=samples)
 
 
 def batch(model, sizes=((70, 90), (70, 90)), with_labels=False, training=False):

@@ -3,9 +3,10 @@ from .catseg import CATSeg
 from .catseg_head import CATSegHead, CATSegHeadInputs
 from .clip_image_encoder import CATSegCLIPImageEncoder, CLIPImageFeatures
 from .clip_text_encoder import CATSegCLIPTextEncoder
-from .guidance import CATSegCLIPGuidance, Guidance
+from .guidance import CATSegBackboneGuidance, CATSegCLIPGuidance, Guidance
 from .losses import CATSegBCELoss
 
 __all__ = ['CATSeg', 'CATSegHead', 'CATSegHeadInputs', 'CATSegCLIPImageEncoder',
-           'CLIPImageFeatures', 'CATSegCLIPTextEncoder', 'CATSegCLIPGuidance', 'Guidance',
+           'CLIPImageFeatures', 'CATSegCLIPTextEncoder', 'CATSegCLIPGuidance',
+           'CATSegBackboneGuidance', 'Guidance',
            'CATSegBCELoss']

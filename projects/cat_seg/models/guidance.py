@@ -1,9 +1,17 @@
-"""Embedding guidance (paper §3.3, Eq. 4; §3.4): the features that steer aggregation and decoding."""
+"""Embedding guidance (paper §3.3, Eq. 4; §3.4): the features that steer aggregation and decoding.
+
+Two sources share one interface, ``forward(images, clip_feats) -> Guidance``: the release takes
+guidance from CLIP itself (``CATSegCLIPGuidance``), the paper (arXiv v1) from a separate feature
+backbone (``CATSegBackboneGuidance``).
+"""
 from typing import TYPE_CHECKING, NamedTuple, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
 
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
-from mmseg.utils import OptConfigType
+from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor, nn
 
 if TYPE_CHECKING:  # annotation only: keeps Guidance importable without the CLIP modules
@@ -72,3 +80,62 @@ class CATSegCLIPGuidance(BaseModule):
                              'backbone.guidance_layers as long as guidance.out_channels')
         decoder = tuple(up(feat) for up, feat in zip(self.upsamplers, clip_feats.intermediates))
         return Guidance(spatial=clip_feats.dense, decoder=decoder)
+
+
+# ImageNet statistics on the 0-255 scale, as the feature backbones were trained with.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+CLIP_MEAN = (122.7709383, 116.7460125, 104.09373615)
+CLIP_STD = (68.5005327, 66.6321579, 70.323163)
+
+
+@MODELS.register_module()
+class CATSegBackboneGuidance(BaseModule):
+    """Guidance from a separate feature backbone (paper v1 §3.3-3.4): ResNet-101 for the ViT-B
+    model, Swin-B for the larger ones, built with mmpretrain.
+
+    The backbone returns its stages fine to coarse (e.g. ``out_indices=(0, 1, 2)``: ResNet's
+    conv2_x, conv3_x, conv4_x); the coarsest guides aggregation, the others the decoder.
+
+    Args:
+        backbone (ConfigType): mmpretrain backbone, e.g.
+            ``dict(type='mmpretrain.ResNet', depth=101, out_indices=(0, 1, 2))``.
+        img_size (int): Side the backbone sees (paper: 384). Defaults to 384.
+        clip_mean, clip_std (Sequence[float]): Normalisation of the incoming CLIP views.
+        mean, std (Sequence[float]): Normalisation the backbone expects (ImageNet).
+        init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=PATH,
+            prefix='backbone.')`` for ImageNet weights. Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 img_size: int = 384,
+                 clip_mean: Sequence[float] = CLIP_MEAN,
+                 clip_std: Sequence[float] = CLIP_STD,
+                 mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD,
+                 init_cfg: OptConfigType = None):
+        super().__init__(init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.img_size = (img_size, img_size)
+        # x_backbone = x_clip * scale + shift: CLIP normalisation undone, ImageNet's applied.
+        clip_mean, clip_std, mean, std = (torch.tensor(v).view(1, 3, 1, 1)
+                                          for v in (clip_mean, clip_std, mean, std))
+        self.register_buffer('scale', clip_std / std, persistent=False)
+        self.register_buffer('shift', (clip_mean - mean) / std, persistent=False)
+
+    def forward(self, images: Tensor, clip_feats: 'CLIPImageFeatures') -> Guidance:
+        """Guidance from CLIP-normalised views (B, 3, H_img, W_img).
+
+        Returns:
+            Guidance: ``spatial`` = the coarsest stage, ``decoder`` = the finer ones, coarse to
+            fine.
+        """
+        x = images * self.scale + self.shift
+        if tuple(x.shape[-2:]) != self.img_size:
+            x = F.interpolate(x, size=self.img_size, mode='bilinear', align_corners=False)
+        stages = tuple(self.backbone(x))
+        if len(stages) < 2:
+            raise ValueError(f'the guidance backbone returned {len(stages)} stage(s); set its '
+                             'out_indices to at least two stages, fine to coarse')
+        return Guidance(spatial=stages[-1], decoder=stages[-2::-1])
