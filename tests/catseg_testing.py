@@ -1,20 +1,18 @@
 """Helpers shared by the tests: paths, parity fixture loading, synthetic data, tiny models."""
 import json
 import os
-import random
 from pathlib import Path
 from typing import List, NamedTuple
 
 import cat_seg  # noqa: F401,I001  (first: cat_seg.compat must run before mmseg.utils/models)
+from cat_seg.datasets.synthetic import write_synthetic_dataset  # noqa: F401  (re-exported)
 import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
-from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PARITY_DIR = REPO_ROOT.parent / 'shared' / 'fixtures' / 'catseg_parity'
-TINY_CONFIG = REPO_ROOT / 'tests' / 'data' / 'catseg_tiny_synthetic.py'
-SYNTHETIC_COLOURS = ((70, 130, 230), (60, 170, 60), (110, 110, 110))   # sky, grass, road (RGB)
+TINY_CONFIG = REPO_ROOT / 'configs' / 'misc' / 'catseg_tiny_synthetic.py'
 
 
 class ParityFixture(NamedTuple):
@@ -102,33 +100,8 @@ def catseg_config_from_fixture(config: dict) -> dict:
         test_cfg=dict(mode='whole'))
 
 
-def write_synthetic_dataset(root: Path, num_train: int = 4, num_val: int = 2,
-                            size=(80, 96), seed: int = 0) -> Path:
-    """Images of horizontal bands of three visually distinct classes, mmseg layout.
-
-    ``img_dir/{train,val}/*.jpg`` and ``ann_dir/{train,val}/*.png`` (uint8 class ids), as
-    mmseg's ``BaseSegDataset`` reads them.
-    """
-    rng = random.Random(seed)
-    colours = torch.tensor(SYNTHETIC_COLOURS, dtype=torch.uint8)
-    for split, count in (('train', num_train), ('val', num_val)):
-        (root / 'img_dir' / split).mkdir(parents=True, exist_ok=True)
-        (root / 'ann_dir' / split).mkdir(parents=True, exist_ok=True)
-        for index in range(count):
-            height, width = size
-            cuts = sorted(rng.sample(range(8, height - 8), 2))
-            label = torch.zeros(size, dtype=torch.uint8)
-            label[cuts[0]:cuts[1]], label[cuts[1]:] = 1, 2
-            noise = torch.randint(-12, 13, (height, width, 3),
-                                  generator=torch.Generator().manual_seed(seed * 1000 + index))
-            image = (colours[label.long()].int() + noise).clamp(0, 255).byte()
-            Image.fromarray(image.numpy()).save(root / 'img_dir' / split / f'{index:03d}.jpg')
-            Image.fromarray(label.numpy()).save(root / 'ann_dir' / split / f'{index:03d}.png')
-    return root
-
-
 def tiny_model_config() -> dict:
-    """The model of ``tests/data/catseg_tiny_synthetic.py`` (real configs, tiny dimensions)."""
+    """The model of ``configs/misc/catseg_tiny_synthetic.py`` (real configs, tiny dimensions)."""
     from mmengine.config import Config
     return Config.fromfile(str(TINY_CONFIG)).model.to_dict()
 

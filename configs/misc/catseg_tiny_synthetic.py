@@ -1,9 +1,9 @@
 # A tiny CAT-Seg (random weights, 64-px CLIP input, 4x4 cost grid) on a synthetic dataset in
-# mmseg's img_dir/ann_dir layout (written by the `synthetic_dataset` pytest fixture). It inherits
+# mmseg's img_dir/ann_dir layout (cat_seg.datasets.synthetic.write_synthetic_dataset). It inherits
 # the real release model and schedule configs and shrinks only the dimensions.
 _base_ = [
-    '../../configs/_base_/models/catseg_release.py',
-    '../../configs/_base_/schedules/catseg_adamw_80k.py',
+    '../_base_/models/catseg_release.py',
+    '../_base_/schedules/catseg_adamw_80k.py',
     'mmseg::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['cat_seg'], allow_failed_imports=False)
