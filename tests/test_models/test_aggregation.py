@@ -147,6 +147,7 @@ def test_decoder_without_concatenation_equals_concatenation():
     (dict(test_pool_size=(0, 1)), r'test_pool_size=\(0, 1\) must be two positive ints'),
     (dict(decoder_channels=(32,)), r'decoder_channels=\(32,\).*need one entry per stage'),
     (dict(decoder_channels=(24, 16)), 'decoder channels 24 must be a multiple of'),
+    (dict(class_chunk_size=0), 'class_chunk_size=0 must be None or at least 1'),
 ])
 def test_bad_head_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -164,3 +165,29 @@ def test_decoder_checks_the_guidance_count():
     decoder = UpsamplingDecoder(32, (16,), (8,), (4,))
     with pytest.raises(ValueError, match='1 stages but got 2 guidance maps'):
         decoder(torch.randn(1, 1, 32, 2, 2), [torch.randn(1, 8, 4, 4)] * 2)
+
+
+@pytest.mark.parametrize('classes', [3, 5, 9])
+def test_chunked_classes_equal_the_unchunked_computation(head, classes):
+    inputs = head_inputs(classes=classes)
+    with torch.no_grad():
+        whole = head(inputs)
+        head.class_chunk_size = 2
+        chunked = head(inputs)
+        head.train()
+        chunked_train = head(inputs)
+        head.class_chunk_size = None
+        whole_train = head(inputs)
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(chunked_train, whole_train, atol=1e-5, rtol=1e-5)
+
+
+def test_keep_all_classes_aggregates_every_class(head):
+    inputs = head_inputs(classes=9)                        # pad_len is 5
+    head.keep_all_classes = True
+    with torch.no_grad():
+        logits = head(inputs)
+        head.class_chunk_size = 4
+        chunked = head(inputs)
+    assert (logits != -100).all()
+    torch.testing.assert_close(chunked, logits, atol=1e-5, rtol=1e-5)

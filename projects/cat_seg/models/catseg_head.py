@@ -1,6 +1,7 @@
 """CAT-Seg decode head: cost volume -> N_B x (spatial, class aggregation) -> upsampling decoder."""
-from typing import NamedTuple, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
+import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -44,9 +45,11 @@ class AggregatorLayer(nn.Module):
                                               window_size, mlp_ratio)
         self.class_agg = ClassAggregation(embed_dims, text_guidance, num_heads, pad_len, mlp_ratio)
 
-    def forward(self, x: Tensor, spatial_guidance, text_guidance, pool_size) -> Tensor:
-        """(B, T, H, W, C) -> (B, T, H, W, C)."""
-        return self.class_agg(self.spatial_agg(x, spatial_guidance), text_guidance, pool_size)
+    def forward(self, x: Tensor, spatial_guidance, text_guidance, pool_size,
+                chunks: Sequence[slice]) -> Tensor:
+        """(B, T, H, W, C) -> (B, T, H, W, C); per-class work in chunks of classes."""
+        x = torch.cat([self.spatial_agg(x[:, c], spatial_guidance) for c in chunks], dim=1)
+        return self.class_agg(x, text_guidance, pool_size, chunks[0].stop - chunks[0].start)
 
 
 @MODELS.register_module()
@@ -78,6 +81,11 @@ class CATSegHead(BaseDecodeHead):
         pad_len (int): Class axis length of class aggregation: shorter vocabularies are padded,
             longer ones keep the ``pad_len`` classes of highest cost per image, the others get
             ``DROPPED_CLASS_LOGIT`` (release). 0 disables both. Defaults to 256.
+        keep_all_classes (bool): Never drop classes: vocabularies longer than ``pad_len`` are
+            aggregated whole (exact; the release's cut stays the default for parity).
+        class_chunk_size (int, optional): Classes processed at a time by the per-class stages
+            and the accumulation of class attention, bounding memory for large vocabularies
+            with the same result. None: all classes at once.
         train_pool_size (tuple[int, int]): Class-aggregation pooling in training. Defaults to
             (2, 2) (official POOLING_SIZES).
         test_pool_size (tuple[int, int]): Pooling at evaluation. Defaults to (1, 1) (eval.sh).
@@ -98,6 +106,8 @@ class CATSegHead(BaseDecodeHead):
                  decoder_guidance_channels: Sequence[int] = (256, 128),
                  decoder_guidance_proj_channels: Sequence[int] = (32, 16),
                  pad_len: int = 256,
+                 keep_all_classes: bool = False,
+                 class_chunk_size: Optional[int] = None,
                  train_pool_size: Tuple[int, int] = (2, 2),
                  test_pool_size: Tuple[int, int] = (1, 1),
                  loss_decode: ConfigType = dict(type='CATSegBCELoss'),
@@ -112,7 +122,10 @@ class CATSegHead(BaseDecodeHead):
                            ('test_pool_size', test_pool_size)):
             if len(size) != 2 or min(size) < 1:
                 raise ValueError(f'{name}={size!r} must be two positive ints (pool H, pool W)')
-        self.pad_len = pad_len
+        if class_chunk_size is not None and class_chunk_size < 1:
+            raise ValueError(f'class_chunk_size={class_chunk_size} must be None or at least 1')
+        self.pad_len, self.keep_all_classes = pad_len, keep_all_classes
+        self.class_chunk_size = class_chunk_size
         self.train_pool_size, self.test_pool_size = tuple(train_pool_size), tuple(test_pool_size)
         text_proj = guidance_proj_channels if text_guidance_channels else 0
         spatial_proj = guidance_proj_channels if spatial_guidance_channels else 0
@@ -143,11 +156,13 @@ class CATSegHead(BaseDecodeHead):
         cost = cosine_cost(image_feats, text_embeds)
         num_classes = text_embeds.shape[1]
         kept = None
-        if self.pad_len and num_classes > self.pad_len:
+        if self.pad_len and num_classes > self.pad_len and not self.keep_all_classes:
             kept = select_classes(cost, self.pad_len)
             text_embeds = F.normalize(gather_classes(text_embeds, kept), dim=-1)
             cost = cosine_cost(image_feats, text_embeds)
-        x = self.cost_embed(cost)                                      # (B, T, H, W, C)
+        size = self.class_chunk_size or cost.shape[2]
+        chunks = [slice(i, i + size) for i in range(0, cost.shape[2], size)]
+        x = torch.cat([self.cost_embed(cost[:, :, c]) for c in chunks], dim=1)  # (B, T, H, W, C)
 
         spatial = None
         if self.spatial_guidance_proj is not None:
@@ -157,9 +172,10 @@ class CATSegHead(BaseDecodeHead):
             text = self.text_guidance_proj(F.normalize(text_embeds.mean(dim=2), dim=-1))
         pool_size = self.train_pool_size if self.training else self.test_pool_size
         for layer in self.layers:
-            x = layer(x, spatial, text, pool_size)
+            x = layer(x, spatial, text, pool_size, chunks)
 
-        logits = self.decoder(x.permute(0, 1, 4, 2, 3), guidance.decoder)
+        logits = torch.cat([self.decoder(x[:, c].permute(0, 1, 4, 2, 3), guidance.decoder)
+                            for c in chunks], dim=1)
         if kept is not None:
             logits = scatter_classes(logits, kept, num_classes, DROPPED_CLASS_LOGIT)
         return logits

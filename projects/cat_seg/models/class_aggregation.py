@@ -51,8 +51,8 @@ class ClassAggregation(nn.Module):
         self.padding_guidance = (nn.Parameter(torch.zeros(1, 1, guidance_channels))
                                  if pad_len and guidance_channels else None)
 
-    def forward(self, x: Tensor, guidance: Optional[Tensor],
-                pool_size: Tuple[int, int]) -> Tensor:
+    def forward(self, x: Tensor, guidance: Optional[Tensor], pool_size: Tuple[int, int],
+                chunk_size: Optional[int] = None) -> Tensor:
         """One layer.
 
         Args:
@@ -60,43 +60,68 @@ class ClassAggregation(nn.Module):
             guidance (Tensor, optional): Projected text guidance, (B, T, C_g).
             pool_size (tuple[int, int]): Average pooling over (H, W) before attention; the
                 result is upsampled back (bilinear, align_corners=True) and added to ``x``.
+            chunk_size (int, optional): Classes processed at a time. Linear attention only needs
+                the sums of keys and values over all classes, so they are accumulated chunk by
+                chunk and memory does not grow with T. None: all at once.
 
         Returns:
             Tensor: (B, T, H, W, C).
         """
-        batch, classes, height, width, channels = x.shape
-        pooled = x
-        if tuple(pool_size) != (1, 1):
-            pooled = F.avg_pool2d(x.permute(0, 1, 4, 2, 3).flatten(0, 1), pool_size)
-            pooled = pooled.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
-        tokens = pooled.permute(0, 2, 3, 1, 4)                     # (B, h, w, T, C)
-        text = guidance[:, None, None] if guidance is not None else None
-        tokens = tokens + self._attention(self.norm1(tokens), text)
-        tokens = tokens + self.mlp(self.norm2(tokens))
-        update = tokens.permute(0, 3, 1, 2, 4)                     # (B, T, h, w, C)
-        if update.shape[2:4] != (height, width):
-            update = F.interpolate(update.permute(0, 1, 4, 2, 3).flatten(0, 1), (height, width),
-                                   mode='bilinear', align_corners=True)
-            update = update.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
-        # The release adds the whole updated pooled sequence (residuals included) to x.
-        return x + update
+        classes = x.shape[1]
+        chunks = [slice(i, i + (chunk_size or classes)) for i in range(0, classes,
+                                                                        chunk_size or classes)]
+        pooled = self._pool(x, pool_size)
+        kv, k_sum = self._key_value_sums(pooled, guidance, chunks)
+        return torch.cat([self._update(x[:, c], pooled[:, c], self._select(guidance, c), kv,
+                                       k_sum) for c in chunks], dim=1)
 
-    def _attention(self, y: Tensor, text: Optional[Tensor]) -> Tensor:
-        """Linear attention over T for normed tokens (B, h, w, T, C) -> (B, h, w, T, C)."""
-        heads = self.num_heads
-        q = feature_map(self.attn.q(y, text).unflatten(-1, (heads, -1)))     # (..., T, heads, d)
-        k = feature_map(self.attn.k(y, text).unflatten(-1, (heads, -1)))
-        v = self.attn.v(y).unflatten(-1, (heads, -1))
-        kv = torch.einsum('...thd,...the->...hde', k, v)
-        k_sum = k.sum(dim=-3)                                              # (..., heads, d)
-        num_pad = self.pad_len - y.shape[-2] if self.pad_len else 0
+    @staticmethod
+    def _select(guidance: Optional[Tensor], chunk: slice) -> Optional[Tensor]:
+        """Text guidance of a chunk of classes, broadcastable over pixels: (B, t, 1, 1, C_g)."""
+        return guidance[:, chunk, None, None] if guidance is not None else None
+
+    @staticmethod
+    def _pool(x: Tensor, pool_size: Tuple[int, int]) -> Tensor:
+        if tuple(pool_size) == (1, 1):
+            return x
+        batch, classes = x.shape[:2]
+        pooled = F.avg_pool2d(x.permute(0, 1, 4, 2, 3).flatten(0, 1), pool_size)
+        return pooled.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
+
+    def _heads(self, t: Tensor) -> Tensor:
+        return t.unflatten(-1, (self.num_heads, -1))
+
+    def _key_value_sums(self, pooled: Tensor, guidance: Optional[Tensor], chunks) -> tuple:
+        """Sums over all classes (and the padding) of k v^T, (B, h, w, heads, d, d), and of k."""
+        kv = k_sum = 0
+        for chunk in chunks:
+            y = self.norm1(pooled[:, chunk])
+            k = feature_map(self._heads(self.attn.k(y, self._select(guidance, chunk))))
+            v = self._heads(self.attn.v(y))
+            kv = kv + torch.einsum('bthwnd,bthwne->bhwnde', k, v)
+            k_sum = k_sum + k.sum(dim=1)
+        num_pad = self.pad_len - pooled.shape[1] if self.pad_len else 0
         if num_pad > 0:
             pad_k, pad_v = self._padding_key_value()
-            kv = kv + num_pad * torch.einsum('hd,he->hde', pad_k, pad_v)
+            kv = kv + num_pad * torch.einsum('nd,ne->nde', pad_k, pad_v)
             k_sum = k_sum + num_pad * pad_k
-        normaliser = torch.einsum('...thd,...hd->...th', q, k_sum) + LINEAR_ATTENTION_EPS
-        out = torch.einsum('...thd,...hde->...the', q, kv) / normaliser[..., None]
-        return out.flatten(-2)
+        return kv, k_sum
+
+    def _update(self, x: Tensor, pooled: Tensor, text: Optional[Tensor], kv: Tensor,
+                k_sum: Tensor) -> Tensor:
+        """Attention, MLP and the release's double residual for a chunk (B, t, H, W, C)."""
+        q = feature_map(self._heads(self.attn.q(self.norm1(pooled), text)))
+        normaliser = torch.einsum('bthwnd,bhwnd->bthwn', q, k_sum) + LINEAR_ATTENTION_EPS
+        out = torch.einsum('bthwnd,bhwnde->bthwne', q, kv) / normaliser[..., None]
+        tokens = pooled + out.flatten(-2)
+        tokens = tokens + self.mlp(self.norm2(tokens))
+        if tokens.shape[2:4] != x.shape[2:4]:
+            batch, classes = tokens.shape[:2]
+            tokens = F.interpolate(tokens.permute(0, 1, 4, 2, 3).flatten(0, 1), x.shape[2:4],
+                                   mode='bilinear', align_corners=True)
+            tokens = tokens.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
+        # The release adds the whole updated pooled sequence (residuals included) to x.
+        return x + tokens
 
     def _padding_key_value(self) -> Tuple[Tensor, Tensor]:
         """Feature-mapped key and value of the (identical) padding slots, each (heads, d)."""
