@@ -1,9 +1,12 @@
 """Small helpers shared by the command-line tools."""
+import argparse
 import contextlib
+import os
+import os.path as osp
 import sys
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
@@ -38,3 +41,32 @@ def main_guard(debug: bool):
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f'error: {message}', file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every runner tool shares (MMSeg's usual names)."""
+    parser.add_argument('--work-dir', help='directory for logs, checkpoints and metrics')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config values, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--debug', action='store_true', help='show tracebacks')
+
+
+def load_runner_config(args: argparse.Namespace, before_options=None) -> Config:
+    """The config of a runner tool: file checked, launcher, ``before_options(cfg)`` (e.g. a
+    benchmark), ``--cfg-options``, work dir (default ``work_dirs/<config name>``), backend."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if before_options is not None:
+        before_options(cfg)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    configure_distributed_backend(cfg)
+    return cfg

@@ -65,3 +65,11 @@ def test_crop_larger_than_resized_image_is_rejected():
     with pytest.raises(ValueError, match='crop_size 48 is larger than the resized image side 40'):
         patch_inference(torch.zeros(1, 3, 8, 8), toy_logits, crop_size=(48, 48), stride=(8, 8),
                         resize_to=(40, 40))
+
+
+def test_class_chunks_give_the_same_probabilities():
+    torch.manual_seed(0)
+    image = torch.randn(2, 3, 30, 40)
+    kwargs = dict(crop_size=(24, 24), stride=(16, 16), resize_to=(40, 40))
+    torch.testing.assert_close(patch_inference(image, toy_logits, class_chunk_size=1, **kwargs),
+                               patch_inference(image, toy_logits, **kwargs))

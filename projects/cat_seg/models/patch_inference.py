@@ -34,7 +34,8 @@ def patch_inference(images: Tensor,
                     crop_size: Tuple[int, int],
                     stride: Tuple[int, int],
                     resize_to: Tuple[int, int],
-                    with_global_view: bool = True) -> Tensor:
+                    with_global_view: bool = True,
+                    class_chunk_size: int = 64) -> Tensor:
     """Class probabilities of a batch by overlapping windows (+ a global view).
 
     Args:
@@ -45,6 +46,8 @@ def patch_inference(images: Tensor,
         resize_to (tuple[int, int]): Size the image is resized to before windowing, e.g. (640, 640).
         with_global_view (bool): Add the whole image resized to ``crop_size`` as one more view and
             average its map with the windows' map. Defaults to True.
+        class_chunk_size (int): Classes upsampled and merged at a time; the crop-resolution
+            probabilities of every view never exist at once for all classes. Defaults to 64.
 
     Returns:
         Tensor: Probabilities in [0, 1], (B, T, *resize_to).
@@ -57,14 +60,28 @@ def patch_inference(images: Tensor,
         views.append(F.interpolate(images, size=crop_size, mode='bilinear', align_corners=False))
     # One call for all views of all images: (V * B, 3, h_c, w_c), view-major.
     logits = logits_fn(torch.cat(views))
-    probs = F.interpolate(logits, size=crop_size, mode='bilinear', align_corners=False).sigmoid()
-    probs = probs.view(len(views), batch_size, *probs.shape[1:])
+    logits = logits.view(len(views), batch_size, *logits.shape[1:])
+    count = logits.new_zeros((1, 1, *resize_to))
+    for y, x in offsets:
+        count[:, :, y:y + crop_size[0], x:x + crop_size[1]] += 1
+    fused = logits.new_empty((batch_size, logits.shape[2], *resize_to))
+    for start in range(0, logits.shape[2], class_chunk_size):
+        chunk = slice(start, start + class_chunk_size)
+        fused[:, chunk] = _merge_views(logits[:, :, chunk], offsets, count, crop_size, resize_to,
+                                       with_global_view)
+    return fused
 
-    local = probs.new_zeros((batch_size, probs.shape[2], *resize_to))
-    count = probs.new_zeros((1, 1, *resize_to))
+
+def _merge_views(logits: Tensor, offsets: List[Tuple[int, int]], count: Tensor,
+                 crop_size: Tuple[int, int], resize_to: Tuple[int, int],
+                 with_global_view: bool) -> Tensor:
+    """Logits (V, B, t, h, w) of the views -> fused probabilities (B, t, *resize_to)."""
+    probs = F.interpolate(logits.flatten(0, 1), size=crop_size, mode='bilinear',
+                          align_corners=False).sigmoid()
+    probs = probs.view(*logits.shape[:3], *crop_size)
+    local = probs.new_zeros((*probs.shape[1:3], *resize_to))
     for view_probs, (y, x) in zip(probs, offsets):
         local[:, :, y:y + crop_size[0], x:x + crop_size[1]] += view_probs
-        count[:, :, y:y + crop_size[0], x:x + crop_size[1]] += 1
     local /= count
     if not with_global_view:
         return local
