@@ -11,8 +11,9 @@ from cat_seg import compat
 from cat_seg.checkpoint import load_weights_file
 
 
-def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (nothing of this test process imported)."""
+    return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True,
                           timeout=120)
 
 
@@ -22,6 +23,25 @@ def test_mmseg_models_import_in_a_fresh_interpreter_under_mmcv_lite():
                         'from mmseg.models.decode_heads import SideAdapterCLIPHead; print("ok")')
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith('ok')
+
+
+def test_importing_cat_seg_alone_registers_its_modules_in_mmseg_registries():
+    """What ``custom_imports=dict(imports=['cat_seg'])`` relies on: no register_all_modules."""
+    result = run_python(
+        'import cat_seg; from mmseg import registry as r; '
+        'print(*(f"{name}:{name in getattr(r, reg).module_dict}" for reg, names in ('
+        '("MODELS", ["CATSeg", "CATSegHead", "CATSegCLIPImageEncoder", "CATSegCLIPTextEncoder", '
+        '"CATSegCLIPGuidance", "CATSegBackboneGuidance", "CATSegBCELoss"]), '
+        '("DATASETS", ["PascalVOC20Dataset", "PascalVOC20bDataset"]), '
+        '("TRANSFORMS", ["LoadCATSegAnnotations"]), ("METRICS", ["CATSegIoUMetric"]), '
+        '("HOOKS", ["CATSegVocabularyHook"])) for name in names))')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [
+        f'{name}:True' for name in (
+            'CATSeg', 'CATSegHead', 'CATSegCLIPImageEncoder', 'CATSegCLIPTextEncoder',
+            'CATSegCLIPGuidance', 'CATSegBackboneGuidance', 'CATSegBCELoss',
+            'PascalVOC20Dataset', 'PascalVOC20bDataset', 'LoadCATSegAnnotations',
+            'CATSegIoUMetric', 'CATSegVocabularyHook')]
 
 
 def test_without_the_shim_mmseg_models_does_not_import():
@@ -43,6 +63,19 @@ def test_nothing_is_patched_when_compiled_ops_exist(monkeypatch):
     monkeypatch.delitem(sys.modules, 'mmcv.ops')
     assert compat.install_lite_mmcv_ops() is False
     assert 'mmcv.ops' not in sys.modules
+
+
+def test_distributed_setup_is_left_alone_when_cuda_exists(monkeypatch):
+    from mmengine.dist import utils as dist_utils
+    before = dist_utils._init_dist_pytorch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert compat.allow_distributed_runs_without_cuda() is False
+    assert dist_utils._init_dist_pytorch is before
+
+
+def test_cpu_distributed_setup_refuses_a_cuda_only_init_backend():
+    with pytest.raises(ValueError, match="init_backend='deepspeed' needs CUDA"):
+        compat.init_dist_pytorch_without_cuda('gloo', init_backend='deepspeed')
 
 
 class RunsCode:
@@ -68,3 +101,32 @@ def test_runner_checkpoint_types_are_allow_listed_but_getattr_is_not():
     buffer = HistoryBuffer()
     buffer.update(1.5)
     assert 'statistics_methods' not in buffer.__getstate__()
+
+
+def test_a_runner_message_hub_round_trips_through_weights_only_loading(tmp_path):
+    """The part of a runner checkpoint plain weights lack: logged scalars as numpy values."""
+    import numpy as np
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('compat_round_trip')
+    for loss in (np.float32(0.5), np.float64(1.5), 2.5):
+        hub.update_scalar('train/loss', loss)
+    hub.update_info('iter', 3)
+    path = tmp_path / 'iter_3.pth'
+    torch.save({'meta': {'seed': np.int64(7), 'iter': 3}, 'message_hub': hub.state_dict()}, path)
+    loaded = torch.load(path, weights_only=True)
+    restored = MessageHub.get_instance('compat_round_trip_restored')
+    restored.load_state_dict(loaded['message_hub'])
+    assert loaded['meta'] == {'seed': 7, 'iter': 3}
+    assert restored.get_scalar('train/loss').mean() == pytest.approx(1.5)
+    assert restored.get_scalar('train/loss').current() == 2.5
+    assert restored.get_info('iter') == 3
+
+
+def test_without_the_shim_a_message_hub_is_refused_by_weights_only_loading(tmp_path):
+    """Guards the test above: the failure the shim fixes is real here."""
+    result = run_python(
+        'import sys, numpy as np, torch; from mmengine.logging import MessageHub; '
+        'hub = MessageHub.get_instance("probe"); hub.update_scalar("loss", np.float32(0.5)); '
+        'torch.save(hub.state_dict(), sys.argv[1]); torch.load(sys.argv[1], weights_only=True)',
+        str(tmp_path / 'hub.pth'))
+    assert result.returncode != 0 and 'Weights only load failed' in result.stderr
