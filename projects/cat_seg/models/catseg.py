@@ -1,7 +1,7 @@
 """CAT-Seg segmentor (Cho et al., "CAT-Seg: Cost Aggregation for Open-Vocabulary Semantic
 Segmentation", CVPR 2024, arXiv:2303.11797)."""
 import copy
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +66,7 @@ class CATSeg(EncoderDecoder):
                  decode_head: ConfigType,
                  vocabulary: Optional[Sequence[str]] = None,
                  train_vocabulary: Optional[Sequence[str]] = None,
-                 finetune_policy='attention_qv',
+                 finetune_policy: Union[str, Sequence[str]] = 'attention_qv',
                  pad_size_divisor: int = 32,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
