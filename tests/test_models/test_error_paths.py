@@ -1,0 +1,39 @@
+"""Error paths of small building blocks, each with its message."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cat_seg.checkpoint import load_weights_file
+from cat_seg.datasets import LoadCATSegAnnotations
+from cat_seg.models.guidance import CATSegBackboneGuidance
+from cat_seg.models.guided_linear import GuidedLinear
+
+
+def test_guided_linear_needs_its_guidance():
+    layer = GuidedLinear(4, 2, 3)
+    assert layer(torch.ones(5, 4), torch.ones(5, 2)).shape == (5, 3)
+    with pytest.raises(ValueError, match='expects 2 guidance channels but got no guidance'):
+        layer(torch.ones(5, 4))
+
+
+def test_backbone_guidance_needs_two_stages():
+    guidance = CATSegBackboneGuidance(dict(type='mmpretrain.ResNet', depth=18, stem_channels=8,
+                                           base_channels=8, out_indices=(2,)), img_size=64)
+    with pytest.raises(ValueError, match='returned 1 stage'):
+        guidance.eval()(torch.zeros(1, 3, 64, 64), None)
+
+
+def test_float_label_files_are_rejected(tmp_path):
+    path = tmp_path / 'label.tif'
+    Image.fromarray(np.zeros((2, 2), np.float32)).save(path)
+    with pytest.raises(ValueError, match='holds float32 values; expected an 8- or 16-bit'):
+        LoadCATSegAnnotations()(dict(seg_map_path=str(path), seg_fields=[],
+                                     reduce_zero_label=False))
+
+
+def test_a_weights_file_that_is_not_a_state_dict(tmp_path):
+    path = tmp_path / 'list.pth'
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(ValueError, match="list.pth' holds a list, not a state dict"):
+        load_weights_file(str(path))
