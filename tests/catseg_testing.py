@@ -1,6 +1,8 @@
 """Helpers shared by the tests: paths, parity fixture loading, synthetic data, tiny models."""
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import List, NamedTuple
 
@@ -118,3 +120,15 @@ def raw_batch(sizes=((70, 90), (70, 90)), with_labels=False):
             sample.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, height, width)))
         samples.append(sample)
     return dict(inputs=images, data_samples=samples)
+
+
+def run_tool(args, cwd, timeout=300):
+    """Run a command-line tool from an unrelated working directory, as a user would.
+
+    Returns:
+        tuple: the ``CompletedProcess`` and its stdout + stderr.
+    """
+    env = dict(os.environ, PYTHON=sys.executable)
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env=env)
+    return result, result.stdout + result.stderr

@@ -18,7 +18,8 @@ from typing import List, Tuple, Union
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.apis import CATSegInferencer, load_rgb
 from cat_seg.apis.inferencer import DEFAULT_TEXT_CACHE
-from cat_seg.apis.visualization import overlay_with_legend, save_label_map
+from cat_seg.apis.visualization import overlay_with_legend
+from cat_seg.datasets import save_label_map
 
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'}
 WEIGHTS_HELP = ('download an official CAT-Seg checkpoint (model_base.pth / model_large.pth, '

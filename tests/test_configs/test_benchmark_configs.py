@@ -11,6 +11,8 @@ spec.loader.exec_module(test_tool)
 
 
 @pytest.mark.parametrize('benchmark,dataset,fold', [
+    ('ade847.py', 'ADE20K847Dataset', None),
+    ('pc459.py', 'PascalContext459Dataset', None),
     ('ade150.py', 'ADE20KDataset', None),
     ('pc59.py', 'PascalContextDataset59', None),
     ('voc20.py', 'PascalVOC20Dataset', None),

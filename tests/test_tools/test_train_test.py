@@ -1,13 +1,11 @@
 """tools/train.py, tools/test.py and tools/dist_train.sh through the real runner, on real files."""
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from catseg_testing import REPO_ROOT, TINY_CONFIG, write_synthetic_dataset
+from catseg_testing import REPO_ROOT, TINY_CONFIG, run_tool as run, write_synthetic_dataset
 
 TOOLS = REPO_ROOT / 'tools'
 
@@ -15,14 +13,6 @@ TOOLS = REPO_ROOT / 'tools'
 def data_options(root: Path):
     return ['--cfg-options'] + [f'{split}_dataloader.dataset.data_root={root}'
                                 for split in ('train', 'val', 'test')]
-
-
-def run(args, cwd, timeout=300):
-    """Run a tool from an unrelated working directory, as a user would."""
-    env = dict(os.environ, PYTHON=sys.executable)
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                            env=env)
-    return result, result.stdout + result.stderr
 
 
 @pytest.fixture(scope='module')

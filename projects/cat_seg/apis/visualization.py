@@ -1,6 +1,5 @@
-"""Pictures of a segmentation: coloured overlay with a legend, and the label map file."""
+"""Pictures of a segmentation: coloured overlay with a legend."""
 import colorsys
-from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
@@ -44,9 +43,3 @@ def overlay_with_legend(rgb: np.ndarray, label_map: np.ndarray, present: List[Di
                        outline='black')
         draw.text((x + 18, y), f"{entry['name']}  {entry['share']:.1%}", fill='black', font=font)
     return canvas
-
-
-def save_label_map(label_map: np.ndarray, num_classes: int, path: Path) -> None:
-    """PNG of class indices: 8-bit up to 256 classes, 16-bit beyond."""
-    dtype = np.uint8 if num_classes <= 256 else np.uint16
-    Image.fromarray(label_map.astype(dtype)).save(path)

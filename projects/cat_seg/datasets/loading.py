@@ -1,9 +1,13 @@
 """Label maps with more than 256 classes (A-847, PC-459 are stored as 16-bit PNGs)."""
+from pathlib import Path
+from typing import Union
+
 import mmcv
 import numpy as np
 from mmengine import fileio
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
+from PIL import Image
 
 
 @TRANSFORMS.register_module()
@@ -31,3 +35,14 @@ class LoadCATSegAnnotations(LoadAnnotations):
                 label[original == old_id] = new_id
         results['gt_seg_map'] = label
         results['seg_fields'].append('gt_seg_map')
+
+
+
+def save_label_map(label_map: np.ndarray, num_classes: int, path: Union[str, Path]) -> None:
+    """PNG of class indices (H, W): 8-bit up to 256 classes, 16-bit beyond, so that
+    ``LoadCATSegAnnotations`` reads back the same ids."""
+    dtype = np.uint8 if num_classes <= 256 else np.uint16
+    if label_map.size and not 0 <= label_map.min() <= label_map.max() <= np.iinfo(dtype).max:
+        raise ValueError(f'label map for {str(path)!r} holds ids {label_map.min()}..'
+                         f'{label_map.max()}, which do not fit a {np.dtype(dtype).name} PNG')
+    Image.fromarray(label_map.astype(dtype)).save(path)

@@ -1,10 +1,13 @@
 """mIoU as published open-vocabulary results define it, next to mmseg's definition."""
+import os.path as osp
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
+
+from ..datasets.loading import save_label_map
 
 
 @METRICS.register_module()
@@ -30,12 +33,26 @@ class CATSegIoUMetric(IoUMetric):
         self.fold_predictions_from = fold_predictions_from
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        """Per-image class areas, after folding predictions when configured."""
-        if self.fold_predictions_from is not None:
-            for sample in data_samples:
-                pred = sample['pred_sem_seg']['data']
-                sample['pred_sem_seg']['data'] = pred.clamp(max=self.fold_predictions_from)
-        super().process(data_batch, data_samples)
+        """Per-image class areas, after folding predictions when configured.
+
+        Predictions saved with ``output_dir`` are 16-bit PNGs beyond 256 classes: mmseg's
+        ``IoUMetric`` casts them to uint8, which corrupts A-847 and PC-459 outputs.
+        """
+        num_classes = len(self.dataset_meta['classes'])
+        for sample in data_samples:
+            pred = sample['pred_sem_seg']['data'].squeeze()
+            if self.fold_predictions_from is not None:
+                pred = pred.clamp(max=self.fold_predictions_from)
+            if not self.format_only:
+                label = sample['gt_sem_seg']['data'].squeeze().to(pred)
+                self.results.append(
+                    self.intersect_and_union(pred, label, num_classes, self.ignore_index))
+            if self.output_dir is not None:
+                name = osp.splitext(osp.basename(sample['img_path']))[0]
+                # mmseg's convention: with reduce_zero_label, files hold the dataset's own ids.
+                offset = int(sample.get('reduce_zero_label', False))
+                save_label_map(pred.cpu().numpy() + offset, num_classes + offset,
+                               osp.join(self.output_dir, f'{name}.png'))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """mmseg's metrics, with ``mIoU`` in the detectron2 definition and ``mIoU_mmseg``."""

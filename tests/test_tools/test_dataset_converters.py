@@ -1,0 +1,198 @@
+"""tools/dataset_converters/: raw downloads -> our layout -> tools/test.py -> hand-computed mIoU."""
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmseg.registry import MODELS
+from PIL import Image
+
+from catseg_testing import REPO_ROOT, TINY_CONFIG, run_tool as run, tiny_model_config
+from raw_downloads import (ADE_OBJECT_NAMES, ADE_SHARED_IDS, CONTEXT_NAMES, write_ade20k_full,
+                           write_pascal_context)
+
+CONVERTERS = REPO_ROOT / 'tools' / 'dataset_converters'
+BENCHMARKS = REPO_ROOT / 'configs' / 'benchmarks'
+IGNORE = 65535
+
+
+def checksum(names):
+    return hashlib.sha256('\n'.join(names).encode()).hexdigest()[:12]
+
+
+def read_png(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path)).astype(np.int64)
+
+
+def paper_miou(pairs, num_classes: int) -> float:
+    """detectron2's mIoU, by hand: mean IoU over the classes present in the ground truth."""
+    intersection, union, present = np.zeros((3, num_classes))
+    for pred, label in pairs:
+        valid = label != IGNORE
+        for k in range(num_classes):
+            p, g = (pred == k) & valid, (label == k) & valid
+            intersection[k] += (p & g).sum()
+            union[k] += (p | g).sum()
+            present[k] += g.sum()
+    return round(float(np.mean(intersection[present > 0] / union[present > 0])) * 100, 2)
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """Random tiny CAT-Seg weights in the runner's checkpoint format."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
+    torch.save({'state_dict': MODELS.build(tiny_model_config()).state_dict()}, path)
+    return path
+
+
+def evaluate_and_check(benchmark: str, data_root: Path, checkpoint: Path, tmp_path: Path,
+                       gt_dir: Path, num_classes: int):
+    """tools/test.py on a prepared benchmark; its mIoU must equal the one computed by hand
+    from the prediction files it wrote and the prepared label files."""
+    out = tmp_path / 'pred'
+    result, log = run([sys.executable, str(REPO_ROOT / 'tools' / 'test.py'), str(TINY_CONFIG),
+                       str(checkpoint), '--benchmark', str(BENCHMARKS / benchmark),
+                       '--work-dir', str(tmp_path / 'work'), '--out', str(out),
+                       '--cfg-options', f'test_dataloader.dataset.data_root={data_root}',
+                       'test_dataloader.num_workers=0'], cwd=tmp_path)
+    assert result.returncode == 0, log[-3000:]
+    reported = float(re.search(r'Iter\(test\).*\bmIoU: (\d+\.\d+)', log).group(1))
+    preds = sorted(out.glob('*.png'))
+    assert [p.name for p in preds] == sorted(p.name for p in gt_dir.glob('*.png'))
+    pairs = [(read_png(p), read_png(gt_dir / p.name)) for p in preds]
+    assert {Image.open(p).mode for p in preds} == {'I;16' if num_classes > 256 else 'L'}
+    assert all(pred.shape == label.shape for pred, label in pairs)
+    assert reported == paper_miou(pairs, num_classes)
+
+
+# A-847 ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def ade847(tmp_path_factory):
+    parent = tmp_path_factory.mktemp('ade')
+    root = write_ade20k_full(parent)
+    result, log = run([sys.executable, str(CONVERTERS / 'ade20k_847.py'), str(root)], cwd=parent)
+    assert result.returncode == 0, log[-3000:]
+    return root.parent / 'ADE20K_847', log
+
+
+def test_ade847_keeps_the_classes_of_both_splits(ade847):
+    out, log = ade847
+    names = [ADE_OBJECT_NAMES[k - 1] for k in ADE_SHARED_IDS]
+    assert names == ['tree, woody plant', 'ship', 'wall']
+    assert f'A-847 vocabulary: 3 classes, names checksum {checksum(names)}' in log
+    assert 'warning: 3 classes instead of the standard 847' in log
+    categories = json.loads((out / 'ade847_categories.json').read_text())
+    assert categories == [dict(name=n, id=k) for n, k in zip(names, ADE_SHARED_IDS)]
+
+
+def test_ade847_labels_are_16_bit_positions_and_images_are_shrunk_to_512(ade847):
+    out, _ = ade847
+    assert sorted(p.name for p in (out / 'images' / 'validation').iterdir()) == [
+        'ADE_val_00000001.jpg', 'ADE_val_00000002.jpg']
+    assert not (out / 'images' / 'training').exists()             # validation only by default
+    big = out / 'annotations' / 'validation' / 'ADE_val_00000001.png'
+    assert Image.open(big).mode == 'I;16'
+    label = read_png(big)
+    assert label.shape == (512, 689)                               # 520 x 700, short side 512
+    assert Image.open(out / 'images' / 'validation' / 'ADE_val_00000001.jpg').size == (689, 512)
+    # Bands of mask values 2, 5, 0 (unlabeled), 280 -> positions 2, 0, ignore, 1.
+    assert [label[0, x] for x in (0, 250, 450, 688)] == [2, 0, IGNORE, 1]
+    small = read_png(out / 'annotations' / 'validation' / 'ADE_val_00000002.png')
+    # 280 -> 1; 299 occurs in validation only: not an A-847 class -> ignore; 5 -> 0.
+    assert [small[0, x] for x in (0, 24, 47)] == [1, IGNORE, 0]
+
+
+def test_ade847_accepts_an_explicit_category_list(tmp_path):
+    root = write_ade20k_full(tmp_path)
+    categories = tmp_path / 'mine.json'
+    categories.write_text(json.dumps([dict(name='boat', id=280), dict(name='unused', id=3000)]))
+    result, log = run([sys.executable, str(CONVERTERS / 'ade20k_847.py'), str(root),
+                       '--categories', str(categories), '--out', str(tmp_path / 'out')],
+                      cwd=tmp_path)
+    assert result.returncode == 0, log[-3000:]
+    assert f'2 classes, names checksum {checksum(["boat", "unused"])}' in log
+    label = read_png(tmp_path / 'out' / 'annotations' / 'validation' / 'ADE_val_00000002.png')
+    assert [label[0, x] for x in (0, 24, 47)] == [0, IGNORE, IGNORE]
+
+
+@pytest.mark.parametrize('content,message', [
+    ('[{"name": "a", "id": 1}, {"name": "b", "id": 1}]', 'repeats the ids [1]'),
+    ('[{"name": "a"}]', 'entry 0: expected {"name": <non-empty string>, "id": <int>}'),
+    ('{"a": 1}', 'must hold a non-empty JSON list'),
+    ('[{"name": "a", ', 'is not valid JSON'),
+])
+def test_ade847_names_a_bad_category_file(tmp_path, content, message):
+    root = write_ade20k_full(tmp_path)
+    (tmp_path / 'bad.json').write_text(content)
+    result, log = run([sys.executable, str(CONVERTERS / 'ade20k_847.py'), str(root),
+                       '--categories', str(tmp_path / 'bad.json')], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "error: category file" in log and message in log and 'Traceback' not in log
+
+
+def test_ade847_names_a_missing_index_and_a_missing_mask(tmp_path):
+    result, log = run([sys.executable, str(CONVERTERS / 'ade20k_847.py'), str(tmp_path)],
+                      cwd=tmp_path)
+    assert result.returncode == 2
+    assert f'error: {tmp_path / "index_ade20k.pkl"} does not exist' in log
+    root = write_ade20k_full(tmp_path)
+    seg = next(root.rglob('ADE_val_00000002_seg.png'))
+    seg.unlink()
+    result, log = run([sys.executable, str(CONVERTERS / 'ade20k_847.py'), str(root)],
+                      cwd=tmp_path)
+    assert result.returncode == 2 and f'error: {seg} does not exist' in log
+
+
+def test_ade847_prepare_test_miou_chain(ade847, tiny_checkpoint, tmp_path):
+    out, _ = ade847
+    evaluate_and_check('ade847.py', out, tiny_checkpoint, tmp_path,
+                       out / 'annotations' / 'validation', num_classes=3)
+
+
+# PC-459 -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def pc459(tmp_path_factory):
+    parent = tmp_path_factory.mktemp('context')
+    voc = write_pascal_context(parent)
+    result, log = run([sys.executable, str(CONVERTERS / 'pascal_context_459.py'), str(voc)],
+                      cwd=parent)
+    assert result.returncode == 0, log[-3000:]
+    return voc, log
+
+
+def test_pc459_reads_labels_txt_and_converts_the_mat_files(pc459):
+    voc, log = pc459
+    names = [CONTEXT_NAMES[k] for k in sorted(CONTEXT_NAMES)]
+    assert f'PC-459 vocabulary: 300 classes, names checksum {checksum(names)}' in log
+    assert 'warning: 1 images have no .mat file and were skipped' in log
+    assert (voc / 'ImageSets' / 'SegmentationContext459' / 'val.txt').read_text().split() == [
+        '2008_000001', '2008_000002']
+    label = read_png(voc / 'SegmentationClassContext459' / '2008_000001.png')
+    assert Image.open(voc / 'SegmentationClassContext459' / '2008_000001.png').mode == 'I;16'
+    assert label.shape == (36, 48)
+    assert [label[0, x] for x in (0, 24, 47)] == [1, 258, 299]     # label id k -> k - 1
+    categories = json.loads((voc / 'pc459_categories.json').read_text())
+    assert categories[258] == dict(name='sky', id=259)
+
+
+def test_pc459_names_a_malformed_labels_txt(tmp_path):
+    voc = write_pascal_context(tmp_path)
+    (voc / 'labels.txt').write_text('1: accordion\naeroplane\n')
+    result, log = run([sys.executable, str(CONVERTERS / 'pascal_context_459.py'), str(voc)],
+                      cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"error: {voc / 'labels.txt'}, line 2: expected \"<id>: <name>\", got 'aeroplane'" \
+        in log
+
+
+def test_pc459_prepare_test_miou_chain(pc459, tiny_checkpoint, tmp_path):
+    voc, _ = pc459
+    evaluate_and_check('pc459.py', voc, tiny_checkpoint, tmp_path,
+                       voc / 'SegmentationClassContext459', num_classes=300)
