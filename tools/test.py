@@ -1,14 +1,17 @@
 """Evaluate a checkpoint on the test set of an MMSegmentation config.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--show-dir DIR]
+    python tools/test.py CONFIG CHECKPOINT [--benchmark FILE] [--work-dir DIR] [--out DIR]
+        [--show-dir DIR] [--metrics-json FILE]
 """
 import argparse
+import json
 import os.path as osp
 import sys
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.runtime import add_runner_arguments, load_runner_config, main_guard
 from mmengine.config import Config
+from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 
@@ -20,6 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'benchmark with the official sliding-window protocol')
     parser.add_argument('--out', help='directory to save the predicted label maps')
     parser.add_argument('--show-dir', help='directory to save painted predictions')
+    parser.add_argument('--metrics-json', help='also write the metrics to this JSON file')
     add_runner_arguments(parser)
     return parser.parse_args(argv)
 
@@ -52,7 +56,11 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv=None) -> int:
     args = parse_args(argv)
     with main_guard(args.debug):
-        Runner.from_cfg(build_config(args)).test()
+        metrics = Runner.from_cfg(build_config(args)).test()
+        if args.metrics_json and get_rank() == 0:
+            # Metric values are numpy scalars, which json cannot write as they are.
+            with open(args.metrics_json, 'w') as f:
+                f.write(json.dumps(metrics, indent=2, default=float))
     return 0
 
 

@@ -50,22 +50,13 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def evaluate_and_check(benchmark: str, data_root: Path, checkpoint: Path, tmp_path: Path,
-                       gt_dir: Path, num_classes: int):
-    """tools/test.py on a prepared benchmark; its mIoU must equal the one computed by hand
-    from the prediction files it wrote and the prepared label files."""
-    out = tmp_path / 'pred'
-    result, log = run([sys.executable, str(REPO_ROOT / 'tools' / 'test.py'), str(TINY_CONFIG),
-                       str(checkpoint), '--benchmark', str(BENCHMARKS / benchmark),
-                       '--work-dir', str(tmp_path / 'work'), '--out', str(out),
-                       '--cfg-options', f'test_dataloader.dataset.data_root={data_root}',
-                       'test_dataloader.num_workers=0'], cwd=tmp_path)
-    assert result.returncode == 0, log[-3000:]
-    reported = float(re.search(r'Iter\(test\).*\bmIoU: (\d+\.\d+)', log).group(1))
-    preds = sorted(out.glob('*.png'))
+def check_predictions(reported: float, pred_dir: Path, gt_dir: Path, num_classes: int):
+    """The reported mIoU equals the one computed by hand from the prediction files tools/test.py
+    wrote and the prepared label files."""
+    preds = sorted(pred_dir.glob('*.png'))
     assert [p.name for p in preds] == sorted(p.name for p in gt_dir.glob('*.png'))
-    pairs = [(read_png(p), read_png(gt_dir / p.name)) for p in preds]
     assert {Image.open(p).mode for p in preds} == {'I;16' if num_classes > 256 else 'L'}
+    pairs = [(read_png(p), read_png(gt_dir / p.name)) for p in preds]
     assert all(pred.shape == label.shape for pred, label in pairs)
     assert reported == paper_miou(pairs, num_classes)
 
@@ -151,8 +142,14 @@ def test_ade847_names_a_missing_index_and_a_missing_mask(tmp_path):
 
 def test_ade847_prepare_test_miou_chain(ade847, tiny_checkpoint, tmp_path):
     out, _ = ade847
-    evaluate_and_check('ade847.py', out, tiny_checkpoint, tmp_path,
-                       out / 'annotations' / 'validation', num_classes=3)
+    result, log = run([sys.executable, str(REPO_ROOT / 'tools' / 'test.py'), str(TINY_CONFIG),
+                       str(tiny_checkpoint), '--benchmark', str(BENCHMARKS / 'ade847.py'),
+                       '--work-dir', str(tmp_path / 'work'), '--out', str(tmp_path / 'pred'),
+                       '--cfg-options', f'test_dataloader.dataset.data_root={out}',
+                       'test_dataloader.num_workers=0'], cwd=tmp_path)
+    assert result.returncode == 0, log[-3000:]
+    reported = float(re.search(r'Iter\(test\).*\bmIoU: (\d+\.\d+)', log).group(1))
+    check_predictions(reported, tmp_path / 'pred', out / 'annotations' / 'validation', 3)
 
 
 # PC-459 -----------------------------------------------------------------------------------------
@@ -192,7 +189,22 @@ def test_pc459_names_a_malformed_labels_txt(tmp_path):
         in log
 
 
-def test_pc459_prepare_test_miou_chain(pc459, tiny_checkpoint, tmp_path):
+def test_pc459_prepare_benchmark_sh_miou_chain(pc459, tiny_checkpoint, tmp_path):
+    """tools/benchmark.sh from a directory with MMSeg's data/ layout: PC-459 evaluated and checked
+    by hand, PAS-20 requested without data, the rest not requested."""
     voc, _ = pc459
-    evaluate_and_check('pc459.py', voc, tiny_checkpoint, tmp_path,
-                       voc / 'SegmentationClassContext459', num_classes=300)
+    (tmp_path / 'data' / 'VOCdevkit').mkdir(parents=True)
+    (tmp_path / 'data' / 'VOCdevkit' / 'VOC2010').symlink_to(voc)
+    result, log = run(['bash', str(REPO_ROOT / 'tools' / 'benchmark.sh'), str(TINY_CONFIG),
+                       str(tiny_checkpoint), '--benchmarks', 'pc459', 'voc20',
+                       '--work-dir', str(tmp_path / 'bench'), '--cfg-options',
+                       'test_dataloader.num_workers=0', f'test_evaluator.output_dir={tmp_path}/pred'],
+                      cwd=tmp_path, timeout=600)
+    assert result.returncode == 1, log[-3000:]
+    assert f"error: PAS-20: no data at {tmp_path / 'data/VOCdevkit/VOC2012'}" in log
+    metrics = json.loads((tmp_path / 'bench' / 'pc459' / 'metrics.json').read_text())
+    check_predictions(metrics['mIoU'], tmp_path / 'pred', voc / 'SegmentationClassContext459', 300)
+    table = (tmp_path / 'bench' / 'benchmarks.md').read_text()
+    assert table in log
+    assert ('| model | A-847 | PC-459 | A-150 | PC-59 | PAS-20 | PAS-20b |\n|---|---|---|---|---|---|---|\n'
+            f'| catseg_tiny_synthetic | - | {metrics["mIoU"]:.1f} | - | - | no data | - |') in table
