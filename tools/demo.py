@@ -2,6 +2,7 @@
 
     python tools/demo.py photo.jpg more_photos/ --vocab "sky, tree, person" \
         --config configs/catseg_vitb.py --checkpoint catseg_vitb.pth --out demo_out
+    python tools/demo.py photo.jpg --dataset ade847 --checkpoint https://.../model_base.pth
 
 Writes per image: ``<name>_overlay.png`` (colours + legend of the classes present with their
 pixel share), ``<name>_labels.png`` (class index per pixel; 16-bit beyond 256 classes) and
@@ -15,28 +16,42 @@ import warnings
 from pathlib import Path
 from typing import List, Tuple, Union
 
+from tqdm import tqdm
+
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.apis import CATSegInferencer, load_rgb
 from cat_seg.apis.inferencer import DEFAULT_TEXT_CACHE
 from cat_seg.apis.visualization import overlay_with_legend
-from cat_seg.datasets import save_label_map
+from cat_seg.datasets import load_categories, save_label_map
 
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'}
+# Written by the preparation scripts at the data roots of configs/benchmarks/{ade847,pc459}.py.
+CATEGORY_FILES = {'ade847': ('data/ade/ADE20K_847/ade847_categories.json', 'ade20k_847.py'),
+                  'pc459': ('data/VOCdevkit/VOC2010/pc459_categories.json',
+                            'pascal_context_459.py')}
+DATASETS = ['ade150', 'ade847', 'coco171', 'pc459', 'pc59', 'voc20']
 WEIGHTS_HELP = ('download an official CAT-Seg checkpoint (model_base.pth / model_large.pth, '
                 'linked from the README of github.com/cvlab-kaist/CAT-Seg) and pass it with '
                 '--checkpoint PATH, or `make demo CHECKPOINT=PATH`; official checkpoints are '
                 'converted on the fly')
 
 
-def dataset_vocabulary(name: str) -> List[str]:
-    """Class names of a benchmark, from the dataset classes' own metainfo."""
+def dataset_vocabulary(name: str) -> list:
+    """Class names of a benchmark: from the dataset classes' own metainfo, or for A-847 and PC-459
+    from the category file their preparation script wrote under ``data/`` (as in MMSeg)."""
     from mmseg.datasets import (ADE20KDataset, COCOStuffDataset, PascalContextDataset59,
                                 PascalVOCDataset)
     tables = {'ade150': ADE20KDataset, 'coco171': COCOStuffDataset,
               'pc59': PascalContextDataset59, 'voc20': PascalVOCDataset}
+    if name in CATEGORY_FILES:
+        path, script = CATEGORY_FILES[name]
+        if not Path(path).is_file():
+            raise FileNotFoundError(f'--dataset {name} reads its vocabulary from {path}, which '
+                                    f'does not exist: run tools/dataset_converters/{script} '
+                                    '(README, "Datasets"), or pass the file with --vocab-file')
+        return [c['name'] for c in load_categories(path)]
     if name not in tables:
-        raise ValueError(f'--dataset {name!r} is not one of {sorted(tables)} (ade847 and pc459 '
-                         'need the vocabulary files of the dataset preparation, not available yet)')
+        raise ValueError(f'--dataset {name!r} is not one of {DATASETS}')
     classes = list(tables[name].METAINFO['classes'])
     return classes[1:] if name == 'voc20' else classes   # VOC's 'background' is not a class
 
@@ -61,6 +76,7 @@ def read_vocabulary(args: argparse.Namespace) -> list:
     elif args.vocab_file is not None:
         text = Path(args.vocab_file).read_text(encoding='utf-8')
         entries = json.loads(text) if text.lstrip().startswith('[') else text.splitlines()
+        entries = [e['name'] if isinstance(e, dict) and 'name' in e else e for e in entries]
     else:
         entries = dataset_vocabulary(args.dataset)
     classes = [c for c in map(parse_class, entries) if c]
@@ -99,10 +115,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('inputs', nargs='+', help='image files and/or directories')
     vocab = parser.add_mutually_exclusive_group(required=True)
     vocab.add_argument('--vocab', help='comma-separated class names, e.g. "sky, tree, person"')
-    vocab.add_argument('--vocab-file', help='one name per line, or a JSON list of names')
-    vocab.add_argument('--dataset', help='a benchmark vocabulary: ade150, coco171, pc59, voc20')
+    vocab.add_argument('--vocab-file', help='one name per line, a JSON list of names (or of '
+                       'synonym lists), or a category file ([{"name": ..., "id": ...}, ...])')
+    vocab.add_argument('--dataset', choices=DATASETS, help='a benchmark vocabulary')
     parser.add_argument('--config', default='configs/catseg_vitb.py')
-    parser.add_argument('--checkpoint', default='', help='our or an official checkpoint')
+    parser.add_argument('--checkpoint', default='', help='our or an official checkpoint: a path '
+                        'or a URL (downloaded once into $TORCH_HOME/hub/checkpoints)')
     parser.add_argument('--out', default='demo_out', help='output directory')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--mode', choices=['slide', 'whole'], default='slide')
@@ -116,7 +134,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        if not args.checkpoint or not Path(args.checkpoint).is_file():
+        if not args.checkpoint or ('://' not in args.checkpoint
+                                   and not Path(args.checkpoint).is_file()):
             raise FileNotFoundError(f'no checkpoint at {args.checkpoint!r}: {WEIGHTS_HELP}')
         if not 0 <= args.opacity <= 1:
             raise ValueError(f'--opacity {args.opacity} must be in [0, 1]')
@@ -133,7 +152,8 @@ def main(argv=None) -> int:
         return 2
 
     failures = []
-    for number, path in enumerate(images, 1):
+    progress = tqdm(images, unit='image', disable=len(images) < 2)
+    for path in progress:
         try:
             rgb = load_rgb(path)
             result = inferencer([rgb], vocabulary)[0]
@@ -146,10 +166,10 @@ def main(argv=None) -> int:
                            present=present)
             (out / f'{path.stem}.json').write_text(json.dumps(summary, indent=2))
             top = ', '.join(f"{c['name']} {c['share']:.0%}" for c in present[:3])
-            print(f'[{number}/{len(images)}] {path}: {top}')
+            progress.write(f'{path}: {top}')
         except (FileNotFoundError, ValueError, OSError) as error:
             failures.append((path, error))
-            print(f'[{number}/{len(images)}] {path}: skipped: {error}', file=sys.stderr)
+            progress.write(f'{path}: skipped: {error}', file=sys.stderr)
     print(f'{len(images) - len(failures)} of {len(images)} images segmented; outputs in {out}')
     for path, error in failures:
         print(f'failed: {path}: {error}', file=sys.stderr)

@@ -1,7 +1,9 @@
 # The official evaluation protocol (KU-CVLAB/CAT-Seg eval.sh + cat_seg_model.py): shortest edge
 # 640 (at most 2560), 640x640 resize, 384 windows at stride 256 plus a global view, pooling [1, 1].
+# The metric needs only the argmax: return_probs=False does not keep (T, H, W) probabilities at
+# full resolution (same labels, memory flat in T; see CATSeg).
 model_test_cfg = dict(mode='slide', crop_size=(384, 384), stride=(256, 256), resize_to=(640, 640),
-                      with_global_view=True)
+                      with_global_view=True, return_probs=False)
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeShortestEdge', scale=640, max_size=2560),

@@ -4,6 +4,7 @@ Third-party files are data, never code: every load here is ``torch.load(weights_
 safetensors), so a pickle that would run code is refused.
 """
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -48,6 +49,28 @@ OFFICIAL_HEAD_RENAMES: Tuple[Tuple[str, str], ...] = (
 # official code saves as buffers (we build them from the run-time grid).
 OFFICIAL_DROPPED = (re.compile(r'^sem_seg_head\.predictor\.clip_model\.logit_scale$'),
                     re.compile(r'\.swin_block\.block_\d\.attn_mask$'))
+
+
+def fetch_checkpoint(path_or_url: str) -> str:
+    """A local path for a checkpoint given as a path or a URL (http(s)://, file://).
+
+    URLs are downloaded once into torch hub's ``checkpoints`` directory (``$TORCH_HOME``), where
+    mmengine keeps its downloads too, and reused afterwards.
+    """
+    if '://' not in path_or_url:
+        return path_or_url
+    name = Path(urllib.parse.urlparse(path_or_url).path).name
+    if not name:
+        raise ValueError(f'checkpoint URL {path_or_url!r} does not end with a file name')
+    target = Path(torch.hub.get_dir()) / 'checkpoints' / name
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(path_or_url, str(target), progress=True)
+        except (OSError, ValueError) as error:   # URLError is an OSError
+            raise ValueError(f'could not download the checkpoint {path_or_url!r}: {error}') \
+                from error
+    return str(target)
 
 
 def load_weights_file(path: str) -> Dict[str, Tensor]:

@@ -1,10 +1,13 @@
 """The CATSeg segmentor: modes, vocabulary handling, fine-tuning through a real optimizer."""
+import copy
+
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS
 
+from cat_seg.models import CATSeg
 from catseg_testing import REPO_ROOT, raw_batch
 
 NAMES = ['sky', 'grass', 'road']
@@ -143,3 +146,36 @@ def test_whole_output_crop_padding_differs_only_for_padded_images(tiny_catseg):
     assert not torch.allclose(outputs['stretch_padded', (50, 70)].seg_logits.data,
                               outputs['crop_padding', (50, 70)].seg_logits.data)
     assert outputs['crop_padding', (50, 70)].seg_logits.data.shape == (3, 50, 70)
+
+
+@pytest.mark.parametrize('mode', ['whole', 'slide'])
+def test_argmax_without_full_resolution_probabilities_is_the_same(tiny_catseg, mode):
+    """return_probs=False upsamples one class at a time into the argmax; labels and class means
+    equal those of the full (T, H, W) probabilities."""
+    model = tiny_catseg.eval()
+    if mode == 'whole':
+        model.test_cfg = dict(mode='whole')
+    batch = raw_batch(sizes=((70, 90),))
+    data = model.data_preprocessor(batch, False)
+    vocabulary = ['sky', 'grass', 'road', 'car', 'tree']
+    with torch.no_grad():
+        full = model.predict(data['inputs'], copy.deepcopy(data['data_samples']),
+                             vocabulary=vocabulary)[0]
+        model.test_cfg['return_probs'] = False
+        lean = model.predict(data['inputs'], copy.deepcopy(data['data_samples']),
+                             vocabulary=vocabulary)[0]
+    assert 'seg_logits' not in lean
+    assert lean.pred_sem_seg.data.shape == (1, 70, 90)
+    assert torch.equal(lean.pred_sem_seg.data, full.pred_sem_seg.data)
+    torch.testing.assert_close(lean.pred_class_scores, full.seg_logits.data.flatten(1).mean(1))
+
+
+def test_class_by_class_argmax_breaks_ties_like_one_argmax():
+    """Classes 1 and 4 are equal everywhere: class 1 must win."""
+    prob = torch.rand(6, 6, 8) * 0.5
+    prob[4] = prob[1] = 0.9
+    meta = dict(ori_shape=(12, 16))
+    label, means = CATSeg._argmax_at_original(prob, meta)
+    full = CATSeg._to_original(prob, meta)
+    assert torch.equal(label, full.argmax(0, keepdim=True)) and (label == 1).all()
+    torch.testing.assert_close(means, full.flatten(1).mean(1))

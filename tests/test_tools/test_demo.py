@@ -1,6 +1,7 @@
 """tools/demo.py end to end on the parity fixture's official-format checkpoint (converted on the
 fly), and every kind of bad input."""
 import json
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from cat_seg.apis import CATSegInferencer
+from cat_seg.datasets import save_categories
 from catseg_testing import REPO_ROOT, catseg_config_from_fixture
 
 DEMO = REPO_ROOT / 'tools' / 'demo.py'
@@ -24,10 +26,10 @@ def fixture_config(parity_fixture, tmp_path):
     return path
 
 
-def demo(*args, cwd):
-    result = subprocess.run([sys.executable, str(DEMO), *map(str, args), '--text-cache',
+def demo(*args, cwd, env=None, python=(sys.executable,)):
+    result = subprocess.run([*python, str(DEMO), *map(str, args), '--text-cache',
                              str(cwd / 'text_cache')], capture_output=True, text=True, cwd=cwd,
-                            timeout=300)
+                            timeout=300, env=None if env is None else {**os.environ, **env})
     return result, result.stdout + result.stderr
 
 
@@ -76,7 +78,9 @@ def test_bad_images_are_skipped_and_reported(parity_fixture, fixture_config, tmp
 @pytest.mark.parametrize('extra,message', [
     (['--vocab', ' , '], 'the vocabulary is empty'),
     (['--vocab', 'sky', '--opacity', '2'], 'must be in \\[0, 1\\]'),
-    (['--dataset', 'ade847'], "--dataset 'ade847' is not one of"),
+    (['--dataset', 'ade847'], 'reads its vocabulary from data/ade/ADE20K_847/'
+     'ade847_categories.json, which does not exist: run tools/dataset_converters/ade20k_847.py'),
+    (['--dataset', 'ade21k'], "invalid choice: 'ade21k'"),
 ])
 def test_unusable_arguments_exit_2(parity_fixture, fixture_config, tmp_path, extra, message):
     result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', *extra, '--config', fixture_config,
@@ -151,3 +155,60 @@ def test_unusual_images_and_vocabularies(parity_fixture, fixture_config, tmp_pat
     assert labels.shape == (40, 20) and labels.dtype == np.uint16   # EXIF applied; 16-bit > 256
     summary = json.loads((tmp_path / 'out' / 'one.json').read_text())
     assert len(summary['vocabulary']) == 1000 and summary['present'][0]['pixels'] == 1
+
+
+def test_benchmark_vocabulary_from_a_prepared_category_file(parity_fixture, fixture_config,
+                                                            tmp_path):
+    """--dataset pc459 reads the category file the preparation script wrote under data/."""
+    voc = tmp_path / 'data' / 'VOCdevkit' / 'VOC2010'
+    voc.mkdir(parents=True)
+    categories = [dict(name='accordion', id=1), dict(name='sky', id=259), dict(name='wood', id=300)]
+    save_categories(categories, voc / 'pc459_categories.json')
+    result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', '--dataset', 'pc459', '--config',
+                       fixture_config, '--checkpoint', parity_fixture.path / 'state_dict.pt',
+                       '--out', tmp_path / 'out', '--mode', 'whole', cwd=tmp_path)
+    assert result.returncode == 0, log[-3000:]
+    summary = json.loads((tmp_path / 'out' / 'astronaut.json').read_text())
+    assert summary['vocabulary'] == ['accordion', 'sky', 'wood']
+
+
+def test_checkpoint_from_a_url_is_downloaded_once(parity_fixture, fixture_config, tmp_path):
+    url = (parity_fixture.path / 'state_dict.pt').resolve().as_uri()      # file://, offline
+    env = dict(TORCH_HOME=str(tmp_path / 'torch_home'))
+    args = (REPO_ROOT / 'demo' / 'astronaut.jpg', '--vocab', 'sky, person', '--config',
+            fixture_config, '--checkpoint', url, '--out', tmp_path / 'out', '--mode', 'whole')
+    result, log = demo(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 0, log[-3000:]
+    downloaded = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'state_dict.pt'
+    assert downloaded.read_bytes() == (parity_fixture.path / 'state_dict.pt').read_bytes()
+    assert (tmp_path / 'out' / 'astronaut_labels.png').is_file()
+    result, log = demo(*args[:-6], '--checkpoint', url + '.missing', *args[-4:], cwd=tmp_path,
+                       env=env)
+    assert result.returncode == 2
+    assert f"error: could not download the checkpoint '{url}.missing'" in log
+
+
+PEAK_RSS = (sys.executable, '-c', 'import resource, subprocess, sys; '
+            'code = subprocess.call(sys.argv[1:]); '
+            'print("peak_rss_mb", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024); '
+            'sys.exit(code)', sys.executable)
+
+
+def test_an_8000x6000_photo_in_bounded_memory(parity_fixture, fixture_config, tmp_path):
+    """Peak RSS of the whole CLI on a 48-megapixel photo vs a tiny one: the difference is a few
+    copies of the photo (uint8 RGB is 144 MB; int64 labels 384 MB), not full-size float maps per
+    class or float64 blending (before: +2.8 GB)."""
+    rng = np.random.RandomState(0)
+    small = Image.fromarray((rng.rand(60, 80, 3) * 255).astype(np.uint8))
+    small.save(tmp_path / 'small.jpg')
+    small.resize((8000, 6000)).save(tmp_path / 'big.jpg', quality=80)
+    peaks = {}
+    for name in ('small', 'big'):
+        result, log = demo(tmp_path / f'{name}.jpg', '--vocab', 'sky, tree, person, car, road',
+                           '--config', fixture_config, '--checkpoint',
+                           parity_fixture.path / 'state_dict.pt', '--out', tmp_path / 'out',
+                           '--mode', 'whole', cwd=tmp_path, python=PEAK_RSS)
+        assert result.returncode == 0, log[-3000:]
+        peaks[name] = int(__import__('re').search(r'peak_rss_mb (\d+)', log).group(1))
+    assert Image.open(tmp_path / 'out' / 'big_labels.png').size == (8000, 6000)
+    assert peaks['big'] - peaks['small'] < 1600, peaks

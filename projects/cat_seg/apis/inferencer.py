@@ -7,11 +7,11 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Union
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmseg.registry import MODELS
+from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
-from ..checkpoint import convert_official_state_dict, load_weights_file
+from ..checkpoint import convert_official_state_dict, fetch_checkpoint, load_weights_file
 from .image_io import load_rgb
 
 ImageInput = Union[str, Path, np.ndarray]
@@ -81,12 +81,26 @@ def load_checkpoint_into(model: torch.nn.Module, checkpoint: Union[str, dict]) -
     model.load_state_dict(state_dict)
 
 
+# The official test-time resize (detectron2 MIN_SIZE_TEST 640, MAX_SIZE_TEST 2560), used when a
+# config has no test pipeline: it also bounds the memory an 8000x6000 photo needs.
+DEFAULT_RESIZE = [dict(type='ResizeShortestEdge', scale=640, max_size=2560)]
+
+
+def resize_transforms(cfg: Config) -> list:
+    """The resizing steps of the config's test pipeline (e.g. shortest edge 640), so the
+    inferencer sees images as ``tools/test.py`` does; loading and packing are its own."""
+    pipeline = cfg.get('test_pipeline') or cfg.get('test_dataloader', {}).get(
+        'dataset', {}).get('pipeline') or DEFAULT_RESIZE
+    return [TRANSFORMS.build(step) for step in pipeline if 'Resize' in step['type']]
+
+
 class CATSegInferencer:
     """Open-vocabulary segmentation of images, one model for any number of vocabularies.
 
     Args:
         config (str | Config): Model config (path or loaded), e.g. ``configs/catseg_vitb.py``.
-        checkpoint (str): Our checkpoint or an official CAT-Seg one.
+        checkpoint (str): Our checkpoint or an official CAT-Seg one, as a path or a URL
+            (downloaded once, see ``fetch_checkpoint``).
         device (str): 'cpu' or 'cuda'. Defaults to 'cpu'.
         mode (str, optional): 'whole' or 'slide' inference; default: the config's.
         text_cache_dir (str, optional): Directory where text embeddings are kept between runs,
@@ -108,8 +122,11 @@ class CATSegInferencer:
             slide = dict(mode='slide', crop_size=(384, 384), stride=(256, 256),
                          resize_to=(640, 640), with_global_view=True)
             cfg.model.test_cfg = slide if mode == 'slide' else dict(mode='whole')
+        # Only the argmax and class means are needed: no (T, H, W) probabilities at full size.
+        cfg.model.test_cfg['return_probs'] = False
         self.model = MODELS.build(cfg.model)
-        load_checkpoint_into(self.model, checkpoint)
+        self.resize = resize_transforms(cfg)
+        load_checkpoint_into(self.model, fetch_checkpoint(checkpoint))
         self.model.to(device).eval().requires_grad_(False)
         self.device = device
         self.text_cache_dir = Path(text_cache_dir) if text_cache_dir else None
@@ -153,12 +170,15 @@ class CATSegInferencer:
     def _segment(self, rgb: np.ndarray, vocabulary: list) -> Segmentation:
         height, width = rgb.shape[:2]
         # mmseg pipelines deliver BGR; the preprocessor converts back (bgr_to_rgb=True).
-        bgr = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1])).permute(2, 0, 1)
+        results = dict(img=np.ascontiguousarray(rgb[..., ::-1]), img_shape=(height, width),
+                       ori_shape=(height, width))
+        for transform in self.resize:
+            results = transform(results)
+        bgr = torch.from_numpy(np.ascontiguousarray(results['img'])).permute(2, 0, 1)
         sample = SegDataSample(metainfo=dict(ori_shape=(height, width),
-                                             img_shape=(height, width)))
+                                             img_shape=tuple(results['img'].shape[:2])))
         data = self.model.data_preprocessor(dict(inputs=[bgr], data_samples=[sample]), False)
         prediction = self.model.predict(data['inputs'], data['data_samples'],
                                         vocabulary=vocabulary)[0]
-        probs = prediction.seg_logits.data
-        return Segmentation(prediction.pred_sem_seg.data[0].cpu().numpy().astype(np.int64),
-                            probs.flatten(1).mean(1).cpu().numpy(), vocabulary)
+        return Segmentation(prediction.pred_sem_seg.data[0].cpu().numpy(),
+                            prediction.pred_class_scores.cpu().numpy(), vocabulary)

@@ -5,6 +5,8 @@ from typing import Dict, List
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+BLEND_ROWS = 256
+
 
 def class_palette(num_classes: int) -> np.ndarray:
     """Distinct, stable colours (T, 3) uint8: hues spread by the golden ratio."""
@@ -26,7 +28,10 @@ def overlay_with_legend(rgb: np.ndarray, label_map: np.ndarray, present: List[Di
         opacity (float): Weight of the class colours, in [0, 1].
     """
     palette = class_palette(num_classes)
-    blended = (rgb * (1 - opacity) + palette[label_map] * opacity).astype(np.uint8)
+    blended = np.empty_like(rgb)
+    for top in range(0, rgb.shape[0], BLEND_ROWS):   # bands: a large photo needs no float copy
+        rows = slice(top, top + BLEND_ROWS)
+        blended[rows] = (rgb[rows] * (1 - opacity) + palette[label_map[rows]] * opacity)
     picture = Image.fromarray(blended)
     font = ImageFont.load_default()
     row = 18

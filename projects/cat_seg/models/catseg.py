@@ -30,6 +30,7 @@ class CATSeg(EncoderDecoder):
         loss():    whole_views() -> class_logits() -> decode_head.loss_by_feat()
         predict(): whole_views() | patch_inference() -> class_logits() -> probabilities at
                    ori_shape -> SegDataSample(seg_logits=probabilities, pred_sem_seg=argmax)
+                   (or, with test_cfg.return_probs=False, argmax and class scores only)
         _forward(): whole_views() -> class_logits()
 
         class_logits(): backbone() -> guidance() -> text_encoder(vocabulary) -> decode_head()
@@ -51,7 +52,10 @@ class CATSeg(EncoderDecoder):
         train_cfg, test_cfg (dict, optional): ``test_cfg.mode`` is 'whole' or 'slide'; slide
             takes ``crop_size``, ``stride``, ``resize_to`` and ``with_global_view`` (paper App.
             A.3); whole takes ``whole_output``: 'stretch_padded' (release: the map of the padded
-            image is stretched over the image, fixture README §8) or 'crop_padding'.
+            image is stretched over the image, fixture README §8) or 'crop_padding'. Both take
+            ``return_probs`` (default True): False skips the (T, H, W) probabilities at
+            ``ori_shape`` and upsamples one class at a time into the argmax, so memory does not
+            grow with T (benchmarks, inferencer); the argmax is the same.
         data_preprocessor (dict, optional): ``SegDataPreProcessor`` with CLIP mean/std.
         init_cfg (dict, optional): Initialisation config.
 
@@ -182,7 +186,9 @@ class CATSeg(EncoderDecoder):
         Returns:
             list[SegDataSample]: ``seg_logits`` holds class probabilities (T, H, W) at
             ``ori_shape`` (sigmoid outputs, averaged over views in slide mode) and
-            ``pred_sem_seg`` their argmax (1, H, W).
+            ``pred_sem_seg`` their argmax (1, H, W). With ``test_cfg.return_probs=False``,
+            ``seg_logits`` is replaced by ``pred_class_scores`` (T,), each class's mean
+            probability over the image.
         """
         metas = self._metas(inputs, data_samples)
         text_embeds = self.encode_vocabulary(vocabulary)
@@ -192,9 +198,15 @@ class CATSeg(EncoderDecoder):
             probs = self._whole_probs(inputs, metas, text_embeds)
         if data_samples is None:
             data_samples = [SegDataSample(metainfo=meta) for meta in metas]
-        for sample, prob in zip(data_samples, probs):
-            sample.set_data(dict(seg_logits=PixelData(data=prob),
-                                 pred_sem_seg=PixelData(data=prob.argmax(0, keepdim=True))))
+        for sample, prob, meta in zip(data_samples, probs, metas):
+            if self.test_cfg.get('return_probs', True):
+                prob = self._to_original(prob, meta)
+                sample.set_data(dict(seg_logits=PixelData(data=prob),
+                                     pred_sem_seg=PixelData(data=prob.argmax(0, keepdim=True))))
+            else:
+                label, scores = self._argmax_at_original(prob, meta)
+                sample.set_data(dict(pred_sem_seg=PixelData(data=label)))
+                sample.pred_class_scores = scores
         return data_samples
 
     # ----------------------------------------------------------------- inference modes
@@ -208,7 +220,7 @@ class CATSeg(EncoderDecoder):
                 padded = tuple(s + (-s % self.pad_size_divisor) for s in (height, width))
                 prob = F.interpolate(prob[None], size=padded, mode='bilinear',
                                      align_corners=False)[0, :, :height, :width]
-            outputs.append(self._to_original(prob, meta))
+            outputs.append(prob)
         return outputs
 
     def _slide_probs(self, inputs: Tensor, metas: List[dict],
@@ -223,7 +235,7 @@ class CATSeg(EncoderDecoder):
                 stride=tuple(cfg['stride']),
                 resize_to=tuple(cfg['resize_to']),
                 with_global_view=cfg.get('with_global_view', True))
-            outputs.append(self._to_original(fused[0], meta))
+            outputs.append(fused[0])
         return outputs
 
     @staticmethod
@@ -234,6 +246,21 @@ class CATSeg(EncoderDecoder):
         if meta.get('flip', False):
             prob = prob.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
         return prob
+
+    @classmethod
+    def _argmax_at_original(cls, prob: Tensor, meta: dict) -> Tuple[Tensor, Tensor]:
+        """``_to_original(prob).argmax(0)`` (1, H, W) and the classes' mean probabilities (T,),
+        upsampling one class at a time: memory is two maps at ``ori_shape``, whatever T."""
+        best = cls._to_original(prob[:1], meta)[0]
+        label = torch.zeros(best.shape, dtype=torch.long, device=best.device)
+        means = [best.mean()]
+        for index in range(1, prob.shape[0]):
+            value = cls._to_original(prob[index:index + 1], meta)[0]
+            means.append(value.mean())
+            # Strictly greater: on ties the earlier class wins, as in a single argmax.
+            label.masked_fill_(value > best, index)
+            torch.maximum(best, value, out=best)
+        return label[None], torch.stack(means)
 
     @staticmethod
     def _metas(inputs: Tensor, data_samples: OptSampleList) -> List[dict]:
