@@ -8,6 +8,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 import scipy.io
+from mmseg.datasets import PascalContextDataset59
 from PIL import Image
 
 # ADE20K-Full: mask value k is object class k (objectnames[k - 1]); 0 is unlabeled.
@@ -65,13 +66,16 @@ def write_ade20k_full(parent: Path) -> Path:
     return root
 
 
-# PASCAL-Context: labels.txt ids 1..300; LabelMap values are those ids.
+# PASCAL-Context: labels.txt ids 1..300; LabelMap values are those ids. mmseg's 59 PC-59 names
+# sit at ids 101..159 in their order ('aeroplane' 101, 'sky' 147, 'wood' 159).
 CONTEXT_NAMES = {k: f'thing {k}' for k in range(1, 301)}
-CONTEXT_NAMES.update({1: 'accordion', 2: 'aeroplane', 259: 'sky', 300: 'wood'})
+CONTEXT_NAMES.update({100 + k: name for k, name in
+                      enumerate(PascalContextDataset59.METAINFO['classes'], 1)})
+CONTEXT_NAMES.update({1: 'accordion', 299: 'zebra crossing'})
 # image id -> (size, LabelMap values in vertical bands); None: no .mat file for this image.
 CONTEXT_IMAGES = {
-    '2008_000001': ((36, 48), (2, 259, 300)),
-    '2008_000002': ((40, 32), (259, 1)),
+    '2008_000001': ((36, 48), (101, 147, 299)),
+    '2008_000002': ((40, 32), (147, 1)),
     '2008_000003': None,
 }
 

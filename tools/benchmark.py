@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on the six zero-shot benchmarks and write the paper's Markdown table.
 
     python tools/benchmark.py CONFIG CHECKPOINT [--nproc N] [--benchmarks ade847 pc459 ...]
-        [--work-dir DIR] [--cfg-options ...]
+        [--work-dir DIR] [--save-predictions] [--cfg-options ...]
 
 Each benchmark is one ``tools/test.py CONFIG CHECKPOINT --benchmark configs/benchmarks/<b>.py``
 run (``tools/dist_test.sh`` with ``--nproc`` > 1), so its log, metrics and failures stay separate.
@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--nproc', type=int, default=1, help='processes (dist_test.sh) per run')
     parser.add_argument('--work-dir', type=Path, default=Path('work_dirs/benchmarks'),
                         help='logs, metrics and benchmarks.md go here')
+    parser.add_argument('--save-predictions', action='store_true',
+                        help='keep each benchmark\'s label maps in WORK_DIR/<benchmark>/predictions')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='passed on to every tools/test.py run')
     return parser.parse_args(argv)
@@ -55,6 +57,8 @@ def evaluate(args: argparse.Namespace, benchmark: str) -> Optional[float]:
     metrics_file.unlink(missing_ok=True)
     options = ['--benchmark', str(REPO_ROOT / 'configs' / 'benchmarks' / f'{benchmark}.py'),
                '--work-dir', str(work_dir), '--metrics-json', str(metrics_file)]
+    if args.save_predictions:
+        options += ['--out', str(work_dir / 'predictions')]
     if args.cfg_options:
         options += ['--cfg-options', *args.cfg_options]
     if args.nproc > 1:

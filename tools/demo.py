@@ -28,7 +28,7 @@ IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'}
 # Written by the preparation scripts at the data roots of configs/benchmarks/{ade847,pc459}.py.
 CATEGORY_FILES = {'ade847': ('data/ade/ADE20K_847/ade847_categories.json', 'ade20k_847.py'),
                   'pc459': ('data/VOCdevkit/VOC2010/pc459_categories.json',
-                            'pascal_context_459.py')}
+                            'pascal_context.py')}
 DATASETS = ['ade150', 'ade847', 'coco171', 'pc459', 'pc59', 'voc20']
 WEIGHTS_HELP = ('download an official CAT-Seg checkpoint (model_base.pth / model_large.pth, '
                 'linked from the README of github.com/cvlab-kaist/CAT-Seg) and pass it with '

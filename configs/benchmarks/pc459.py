@@ -1,5 +1,5 @@
 # PC-459: PASCAL-Context validation with all 459 classes, prepared by
-# tools/dataset_converters/pascal_context_459.py (16-bit labels, 65535 = ignore).
+# tools/dataset_converters/pascal_context.py (16-bit labels, 65535 = ignore).
 _base_ = ['./_sliding.py']
 test_dataloader = dict(
     batch_size=1, num_workers=2, sampler=dict(type='DefaultSampler', shuffle=False),

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mmseg.datasets import PascalContextDataset59
 from mmseg.registry import MODELS
 from PIL import Image
 
@@ -50,13 +51,17 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def check_predictions(reported: float, pred_dir: Path, gt_dir: Path, num_classes: int):
+def check_predictions(reported: float, pred_dir: Path, gt_dir: Path, num_classes: int,
+                      reduce_zero_label: bool = False):
     """The reported mIoU equals the one computed by hand from the prediction files tools/test.py
-    wrote and the prepared label files."""
+    wrote and the prepared label files (mmseg's convention with reduce_zero_label: both hold
+    class + 1, and 0 in the labels is ignored)."""
     preds = sorted(pred_dir.glob('*.png'))
     assert [p.name for p in preds] == sorted(p.name for p in gt_dir.glob('*.png'))
     assert {Image.open(p).mode for p in preds} == {'I;16' if num_classes > 256 else 'L'}
     pairs = [(read_png(p), read_png(gt_dir / p.name)) for p in preds]
+    if reduce_zero_label:
+        pairs = [(pred - 1, np.where(label == 0, IGNORE, label - 1)) for pred, label in pairs]
     assert all(pred.shape == label.shape for pred, label in pairs)
     assert reported == paper_miou(pairs, num_classes)
 
@@ -152,59 +157,80 @@ def test_ade847_prepare_test_miou_chain(ade847, tiny_checkpoint, tmp_path):
     check_predictions(reported, tmp_path / 'pred', out / 'annotations' / 'validation', 3)
 
 
-# PC-459 -----------------------------------------------------------------------------------------
+# PASCAL-Context ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
-def pc459(tmp_path_factory):
+def context(tmp_path_factory):
     parent = tmp_path_factory.mktemp('context')
     voc = write_pascal_context(parent)
-    result, log = run([sys.executable, str(CONVERTERS / 'pascal_context_459.py'), str(voc)],
+    result, log = run([sys.executable, str(CONVERTERS / 'pascal_context.py'), str(voc)],
                       cwd=parent)
     assert result.returncode == 0, log[-3000:]
     return voc, log
 
 
-def test_pc459_reads_labels_txt_and_converts_the_mat_files(pc459):
-    voc, log = pc459
+def test_pc459_reads_labels_txt_and_converts_the_mat_files(context):
+    voc, log = context
     names = [CONTEXT_NAMES[k] for k in sorted(CONTEXT_NAMES)]
     assert f'PC-459 vocabulary: 300 classes, names checksum {checksum(names)}' in log
-    assert 'warning: 1 images have no .mat file and were skipped' in log
+    assert 'warning: val: 1 images have no .mat file and were skipped' in log
     assert (voc / 'ImageSets' / 'SegmentationContext459' / 'val.txt').read_text().split() == [
         '2008_000001', '2008_000002']
     label = read_png(voc / 'SegmentationClassContext459' / '2008_000001.png')
     assert Image.open(voc / 'SegmentationClassContext459' / '2008_000001.png').mode == 'I;16'
     assert label.shape == (36, 48)
-    assert [label[0, x] for x in (0, 24, 47)] == [1, 258, 299]     # label id k -> k - 1
+    assert [label[0, x] for x in (0, 24, 47)] == [100, 146, 298]   # label id k -> k - 1
     categories = json.loads((voc / 'pc459_categories.json').read_text())
-    assert categories[258] == dict(name='sky', id=259)
+    assert categories[146] == dict(name='sky', id=147)
 
 
-def test_pc459_names_a_malformed_labels_txt(tmp_path):
+def test_pc59_keeps_mmseg_classes_by_name_in_mmseg_layout(context):
+    voc, log = context
+    names = list(PascalContextDataset59.METAINFO['classes'])
+    assert f'PC-59 vocabulary: 59 classes, names checksum {checksum(names)}' in log
+    assert (voc / 'ImageSets' / 'SegmentationContext' / 'val.txt').read_text().split() == [
+        '2008_000001', '2008_000002']
+    label = read_png(voc / 'SegmentationClassContext' / '2008_000001.png')
+    assert Image.open(voc / 'SegmentationClassContext' / '2008_000001.png').mode == 'L'
+    # aeroplane (id 101) -> 1, sky (147) -> 47, 'zebra crossing' (not PC-59) -> 0, background.
+    assert [label[0, x] for x in (0, 24, 47)] == [1, names.index('sky') + 1, 0]
+
+
+def test_pascal_context_names_a_malformed_or_foreign_labels_txt(tmp_path):
     voc = write_pascal_context(tmp_path)
     (voc / 'labels.txt').write_text('1: accordion\naeroplane\n')
-    result, log = run([sys.executable, str(CONVERTERS / 'pascal_context_459.py'), str(voc)],
+    result, log = run([sys.executable, str(CONVERTERS / 'pascal_context.py'), str(voc)],
                       cwd=tmp_path)
     assert result.returncode == 2
     assert f"error: {voc / 'labels.txt'}, line 2: expected \"<id>: <name>\", got 'aeroplane'" \
         in log
+    (voc / 'labels.txt').write_text('1: accordion\n2: aeroplane\n')
+    result, log = run([sys.executable, str(CONVERTERS / 'pascal_context.py'), str(voc),
+                       '--benchmarks', 'pc59'], cwd=tmp_path)
+    assert result.returncode == 2 and "error: labels.txt lacks the PC-59 classes ['bag'," in log
 
 
-def test_pc459_prepare_benchmark_sh_miou_chain(pc459, tiny_checkpoint, tmp_path):
-    """tools/benchmark.sh from a directory with MMSeg's data/ layout: PC-459 evaluated and checked
-    by hand, PAS-20 requested without data, the rest not requested."""
-    voc, _ = pc459
+def test_pascal_context_prepare_benchmark_sh_miou_chain(context, tiny_checkpoint, tmp_path):
+    """tools/benchmark.sh from a directory with MMSeg's data/ layout: PC-459 and PC-59 evaluated
+    and checked by hand, PAS-20 requested without data, the rest not requested."""
+    voc, _ = context
     (tmp_path / 'data' / 'VOCdevkit').mkdir(parents=True)
     (tmp_path / 'data' / 'VOCdevkit' / 'VOC2010').symlink_to(voc)
+    bench = tmp_path / 'bench'
     result, log = run(['bash', str(REPO_ROOT / 'tools' / 'benchmark.sh'), str(TINY_CONFIG),
-                       str(tiny_checkpoint), '--benchmarks', 'pc459', 'voc20',
-                       '--work-dir', str(tmp_path / 'bench'), '--cfg-options',
-                       'test_dataloader.num_workers=0', f'test_evaluator.output_dir={tmp_path}/pred'],
-                      cwd=tmp_path, timeout=600)
+                       str(tiny_checkpoint), '--benchmarks', 'pc459', 'pc59', 'voc20',
+                       '--work-dir', str(bench), '--save-predictions',
+                       '--cfg-options', 'test_dataloader.num_workers=0'], cwd=tmp_path, timeout=600)
     assert result.returncode == 1, log[-3000:]
     assert f"error: PAS-20: no data at {tmp_path / 'data/VOCdevkit/VOC2012'}" in log
-    metrics = json.loads((tmp_path / 'bench' / 'pc459' / 'metrics.json').read_text())
-    check_predictions(metrics['mIoU'], tmp_path / 'pred', voc / 'SegmentationClassContext459', 300)
-    table = (tmp_path / 'bench' / 'benchmarks.md').read_text()
+    miou = {name: json.loads((bench / name / 'metrics.json').read_text())['mIoU']
+            for name in ('pc459', 'pc59')}
+    check_predictions(miou['pc459'], bench / 'pc459' / 'predictions',
+                      voc / 'SegmentationClassContext459', 300)
+    check_predictions(miou['pc59'], bench / 'pc59' / 'predictions',
+                      voc / 'SegmentationClassContext', 59, reduce_zero_label=True)
+    table = (bench / 'benchmarks.md').read_text()
     assert table in log
     assert ('| model | A-847 | PC-459 | A-150 | PC-59 | PAS-20 | PAS-20b |\n|---|---|---|---|---|---|---|\n'
-            f'| catseg_tiny_synthetic | - | {metrics["mIoU"]:.1f} | - | - | no data | - |') in table
+            f'| catseg_tiny_synthetic | - | {miou["pc459"]:.1f} | - | {miou["pc59"]:.1f} | no data | - |'
+            ) in table

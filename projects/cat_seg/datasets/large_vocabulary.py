@@ -49,7 +49,7 @@ class ADE20K847Dataset(CategoryFileDataset):
 @DATASETS.register_module()
 class PascalContext459Dataset(CategoryFileDataset):
     """PC-459: the PASCAL-Context validation images with all 459 classes (layout of
-    ``tools/dataset_converters/pascal_context_459.py`` inside VOC2010:
+    ``tools/dataset_converters/pascal_context.py`` inside VOC2010:
     ``SegmentationClassContext459``, ``ImageSets/SegmentationContext459/val.txt``,
     ``pc459_categories.json``)."""
 
