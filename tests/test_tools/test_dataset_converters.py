@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmseg.datasets import PascalContextDataset59
+from mmseg.datasets import COCOStuffDataset, PascalContextDataset59
 from mmseg.registry import MODELS
 from PIL import Image
 
@@ -234,3 +234,31 @@ def test_pascal_context_prepare_benchmark_sh_miou_chain(context, tiny_checkpoint
     assert ('| model | A-847 | PC-459 | A-150 | PC-59 | PAS-20 | PAS-20b |\n|---|---|---|---|---|---|---|\n'
             f'| catseg_tiny_synthetic | - | {miou["pc459"]:.1f} | - | {miou["pc59"]:.1f} | no data | - |'
             ) in table
+
+
+# COCO-Stuff ------------------------------------------------------------------------------------
+
+def test_coco_stuff_maps_category_ids_to_mmseg_train_ids(tmp_path):
+    root = tmp_path / 'coco_stuff164k'
+    # Raw values are category id - 1: 0 person, 11 (id 12, unused by COCO), 91 (id 92, the first
+    # stuff class, 'banner'), 181 (id 182, the last, 'wood'), 255 unlabeled.
+    raw = np.array([[0, 11, 91, 181, 255]], dtype=np.uint8)
+    for split in ('train2017', 'val2017'):
+        (root / 'annotations' / split).mkdir(parents=True)
+        (root / 'images' / split).mkdir(parents=True)
+        Image.fromarray(raw).save(root / 'annotations' / split / '000000000139.png')
+        Image.fromarray(np.zeros((1, 5, 3), np.uint8)).save(
+            root / 'images' / split / '000000000139.jpg')
+    result, log = run([sys.executable, str(CONVERTERS / 'coco_stuff164k.py'), str(root)],
+                      cwd=tmp_path)
+    assert result.returncode == 0, log[-3000:]
+    label = read_png(root / 'annotations' / 'val2017' / '000000000139_labelTrainIds.png')
+    classes = COCOStuffDataset.METAINFO['classes']
+    assert label.tolist() == [[0, 255, 80, 170, 255]]
+    assert (classes[0], classes[80], classes[170]) == ('person', 'banner', 'wood')
+    dataset = COCOStuffDataset(data_root=str(root), data_prefix=dict(
+        img_path='images/val2017', seg_map_path='annotations/val2017'), lazy_init=False)
+    assert len(dataset) == 1 and dataset[0]['seg_map_path'].endswith('_labelTrainIds.png')
+    result, log = run([sys.executable, str(CONVERTERS / 'coco_stuff164k.py'), str(tmp_path)],
+                      cwd=tmp_path)
+    assert result.returncode == 2 and 'annotations/train2017 does not exist' in log
