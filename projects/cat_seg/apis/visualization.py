@@ -16,9 +16,28 @@ def class_palette(num_classes: int) -> np.ndarray:
     return (np.array(rows).reshape(-1, 3) * 255).astype(np.uint8)
 
 
+def region_boundaries(label_map: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels whose right or lower neighbour has another class."""
+    edges = np.zeros(label_map.shape, dtype=bool)
+    edges[:, :-1] |= label_map[:, 1:] != label_map[:, :-1]
+    edges[:-1] |= label_map[1:] != label_map[:-1]
+    return edges
+
+
+def legend_font(image_height: int) -> ImageFont.ImageFont:
+    """A font that stays legible relative to the picture: about 1/32 of its height, >= 12 px
+    (Pillow's scalable default font; its bitmap font where FreeType is missing)."""
+    size = max(12, round(image_height / 32))
+    try:
+        return ImageFont.load_default(size=size)
+    except (ImportError, TypeError):
+        return ImageFont.load_default()
+
+
 def overlay_with_legend(rgb: np.ndarray, label_map: np.ndarray, present: List[Dict],
                         num_classes: int, opacity: float = 0.5) -> Image.Image:
-    """The image blended with class colours, plus a legend of the classes present.
+    """The image blended with class colours, region outlines in white, and a legend of the
+    classes present (colour, name, pixel share), largest first.
 
     Args:
         rgb (np.ndarray): (H, W, 3) uint8.
@@ -32,19 +51,23 @@ def overlay_with_legend(rgb: np.ndarray, label_map: np.ndarray, present: List[Di
     for top in range(0, rgb.shape[0], BLEND_ROWS):   # bands: a large photo needs no float copy
         rows = slice(top, top + BLEND_ROWS)
         blended[rows] = (rgb[rows] * (1 - opacity) + palette[label_map[rows]] * opacity)
+    if opacity > 0:
+        blended[region_boundaries(label_map)] = 255
     picture = Image.fromarray(blended)
-    font = ImageFont.load_default()
-    row = 18
-    legend_width = 24 + max((int(font.getlength(f"{c['name']}  {c['share']:.1%}"))
-                             for c in present), default=60)
-    canvas = Image.new('RGB', (picture.width + legend_width + 16,
-                               max(picture.height, row * len(present) + 16)), 'white')
+    font = legend_font(picture.height)
+    size = int(font.size) if hasattr(font, 'size') else 11
+    row, pad = size + size // 2, size // 2
+    entries = [f"{c['name']}  {c['share']:.1%}" for c in present]
+    legend_width = 2 * pad + size + pad + max((int(font.getlength(e)) for e in entries),
+                                               default=60)
+    canvas = Image.new('RGB', (picture.width + legend_width,
+                               max(picture.height, row * len(present) + 2 * pad)), 'white')
     canvas.paste(picture, (0, 0))
     draw = ImageDraw.Draw(canvas)
-    x = picture.width + 8
-    for i, entry in enumerate(present):
-        y = 8 + i * row
-        draw.rectangle([x, y, x + 12, y + 12], fill=tuple(int(c) for c in palette[entry['index']]),
-                       outline='black')
-        draw.text((x + 18, y), f"{entry['name']}  {entry['share']:.1%}", fill='black', font=font)
+    x = picture.width + pad
+    for i, (entry, text) in enumerate(zip(present, entries)):
+        y = pad + i * row
+        draw.rectangle([x, y, x + size, y + size], outline='black',
+                       fill=tuple(int(c) for c in palette[entry['index']]))
+        draw.text((x + size + pad, y), text, fill='black', font=font)
     return canvas
