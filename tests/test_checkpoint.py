@@ -83,7 +83,6 @@ def test_mmengine_and_detectron2_containers_are_unwrapped(tmp_path):
         assert list(load_weights_file(str(path))) == ['a']
 
 
-
 def test_converter_checks_the_result_against_a_config(parity_fixture, tmp_path):
     from mmengine.config import Config
 

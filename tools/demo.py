@@ -19,12 +19,10 @@ from typing import List, Tuple, Union
 from tqdm import tqdm
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
-from cat_seg.apis import CATSegInferencer, load_rgb
+from cat_seg.apis import CATSegInferencer, expand_inputs, load_rgb, save_segmentation
 from cat_seg.apis.inferencer import DEFAULT_TEXT_CACHE
-from cat_seg.apis.visualization import overlay_with_legend
-from cat_seg.datasets import load_categories, save_label_map
+from cat_seg.datasets import load_categories
 
-IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'}
 # Written by the preparation scripts at the data roots of configs/benchmarks/{ade847,pc459}.py.
 CATEGORY_FILES = {'ade847': ('data/ade/ADE20K_847/ade847_categories.json', 'ade20k_847.py'),
                   'pc459': ('data/VOCdevkit/VOC2010/pc459_categories.json',
@@ -89,12 +87,7 @@ def read_vocabulary(args: argparse.Namespace) -> list:
 
 
 def collect_images(inputs: List[str]) -> List[Path]:
-    images = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            images += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            images.append(item)   # missing files are reported per image, not fatal
+    images = [Path(p) for p in expand_inputs(inputs)]   # missing files fail one by one later
     if not images:
         raise ValueError(f'no images found in {inputs}')
     return images
@@ -157,15 +150,8 @@ def main(argv=None) -> int:
         try:
             rgb = load_rgb(path)
             result = inferencer([rgb], vocabulary)[0]
-            present = result.present_classes()
-            overlay_with_legend(rgb, result.label_map, present, len(vocabulary),
-                                args.opacity).save(out / f'{path.stem}_overlay.png')
-            save_label_map(result.label_map, len(vocabulary), out / f'{path.stem}_labels.png')
-            summary = dict(image=str(path), height=rgb.shape[0], width=rgb.shape[1],
-                           vocabulary=[c if isinstance(c, str) else list(c) for c in vocabulary],
-                           present=present)
-            (out / f'{path.stem}.json').write_text(json.dumps(summary, indent=2))
-            top = ', '.join(f"{c['name']} {c['share']:.0%}" for c in present[:3])
+            summary = save_segmentation(out, path.stem, rgb, result, args.opacity, path)
+            top = ', '.join(f"{c['name']} {c['share']:.0%}" for c in summary['present'][:3])
             progress.write(f'{path}: {top}')
         except (FileNotFoundError, ValueError, OSError) as error:
             failures.append((path, error))

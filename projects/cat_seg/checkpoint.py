@@ -146,4 +146,3 @@ def _map_prefix(key: str) -> str:
             return new + key[len(old):]
     raise ValueError(f'unexpected key {key!r} in the official CAT-Seg checkpoint: it is neither '
                      f'mapped nor known to be unused (see cat_seg/checkpoint.py)')
-

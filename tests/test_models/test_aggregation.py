@@ -98,8 +98,8 @@ def explicit_padding_reference(layer, x, guidance):
     k = feature_map(layer.attn.k(y, text).unflatten(-1, (heads, -1)))
     v = layer.attn.v(y).unflatten(-1, (heads, -1))
     scores = torch.einsum('...thd,...shd->...hts', q, k)
-    out = torch.einsum('...hts,...she->...the', scores, v) / (scores.sum(-1)[..., None]
-                                                            .transpose(-2, -3) + 1e-6)
+    norm = scores.sum(-1)[..., None].transpose(-2, -3) + 1e-6
+    out = torch.einsum('...hts,...she->...the', scores, v) / norm
     tokens = tokens + out.flatten(-2)
     tokens = tokens + layer.mlp(layer.norm2(tokens))
     return x + tokens.permute(0, 3, 1, 2, 4)[:, :classes]

@@ -119,7 +119,7 @@ def test_unwritable_output_directory(parity_fixture, fixture_config, tmp_path):
 
 
 def test_second_run_on_a_vocabulary_skips_the_text_encoder(parity_fixture, fixture_config,
-                                                            tmp_path):
+                                                           tmp_path):
     checkpoint = str(parity_fixture.path / 'state_dict.pt')
     vocabulary = ['sky', ['person', 'human'], 'flag']
     first = CATSegInferencer(str(fixture_config), checkpoint, mode='whole',
@@ -212,3 +212,29 @@ def test_an_8000x6000_photo_in_bounded_memory(parity_fixture, fixture_config, tm
         peaks[name] = int(__import__('re').search(r'peak_rss_mb (\d+)', log).group(1))
     assert Image.open(tmp_path / 'out' / 'big_labels.png').size == (8000, 6000)
     assert peaks['big'] - peaks['small'] < 1600, peaks
+
+
+def test_api_takes_directories_and_arrays_and_saves_what_the_cli_saves(parity_fixture,
+                                                                       fixture_config, tmp_path):
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    Image.open(REPO_ROOT / 'demo' / 'astronaut.jpg').resize((96, 64)).save(folder / 'b.png')
+    Image.new('RGB', (40, 30), 'green').save(folder / 'a.jpg')
+    (folder / 'notes.txt').write_text('not an image, not listed')
+    inferencer = CATSegInferencer(str(fixture_config), str(parity_fixture.path / 'state_dict.pt'),
+                                  mode='whole', text_cache_dir=None)
+    array = np.zeros((20, 30, 3), np.uint8)
+    results = inferencer([folder, array], ['sky', 'person'], out_dir=str(tmp_path / 'api'))
+    assert [r.label_map.shape for r in results] == [(30, 40), (64, 96), (20, 30)]
+    assert all(r.class_scores.shape == (2,) for r in results)
+    assert sorted(p.name for p in (tmp_path / 'api').iterdir()) == sorted(
+        f'{n}{s}' for n in ('a', 'b', 'array_2') for s in ('.json', '_labels.png', '_overlay.png'))
+    result, log = demo(folder, '--vocab', 'sky, person', '--config', fixture_config,
+                       '--checkpoint', parity_fixture.path / 'state_dict.pt', '--out',
+                       tmp_path / 'cli', '--mode', 'whole', cwd=tmp_path)
+    assert result.returncode == 0, log[-3000:]
+    for name in ('a', 'b'):
+        assert ((tmp_path / 'api' / f'{name}_labels.png').read_bytes()
+                == (tmp_path / 'cli' / f'{name}_labels.png').read_bytes())
+        assert (json.loads((tmp_path / 'api' / f'{name}.json').read_text())
+                == json.loads((tmp_path / 'cli' / f'{name}.json').read_text()))

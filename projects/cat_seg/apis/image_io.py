@@ -1,9 +1,28 @@
 """Read any common image as RGB uint8, the way a photo viewer shows it."""
 from pathlib import Path
-from typing import Union
+from typing import List, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'}
+ImageInput = Union[str, Path, np.ndarray]
+
+
+def expand_inputs(inputs: Union[ImageInput, Sequence[ImageInput]]) -> List[ImageInput]:
+    """One input or a list of them, with each directory replaced by its image files (sorted by
+    name). Missing files are kept: they fail, and are reported, one by one."""
+    if isinstance(inputs, (str, Path, np.ndarray)):
+        inputs = [inputs]
+    expanded = []
+    for item in inputs:
+        if not isinstance(item, np.ndarray) and Path(item).is_dir():
+            expanded += sorted(p for p in Path(item).iterdir()
+                               if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            expanded.append(item)
+    return expanded
 
 
 def load_rgb(path: Union[str, Path]) -> np.ndarray:

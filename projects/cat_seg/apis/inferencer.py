@@ -12,9 +12,10 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 from ..checkpoint import convert_official_state_dict, fetch_checkpoint, load_weights_file
-from .image_io import load_rgb
+from ..datasets.loading import save_label_map
+from .image_io import ImageInput, expand_inputs, load_rgb
+from .visualization import overlay_with_legend
 
-ImageInput = Union[str, Path, np.ndarray]
 DEFAULT_TEXT_CACHE = Path.home() / '.cache' / 'cat_seg' / 'text_embeddings'
 
 
@@ -94,6 +95,25 @@ def resize_transforms(cfg: Config) -> list:
     return [TRANSFORMS.build(step) for step in pipeline if 'Resize' in step['type']]
 
 
+def save_segmentation(out_dir: Path, name: str, rgb: np.ndarray, result: Segmentation,
+                      opacity: float = 0.5, source: Optional[Path] = None) -> dict:
+    """Write ``<name>_overlay.png`` (colours, outlines and a legend of the classes present),
+    ``<name>_labels.png`` (class index per pixel, 16-bit beyond 256 classes) and ``<name>.json``
+    (image, size, vocabulary, classes present with pixel shares), which it returns."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocabulary = result.vocabulary
+    present = result.present_classes()
+    overlay_with_legend(rgb, result.label_map, present, len(vocabulary),
+                        opacity).save(out_dir / f'{name}_overlay.png')
+    save_label_map(result.label_map, len(vocabulary), out_dir / f'{name}_labels.png')
+    summary = dict(image=str(source) if source else None, height=rgb.shape[0],
+                   width=rgb.shape[1],
+                   vocabulary=[c if isinstance(c, str) else list(c) for c in vocabulary],
+                   present=present)
+    (out_dir / f'{name}.json').write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary
+
+
 class CATSegInferencer:
     """Open-vocabulary segmentation of images, one model for any number of vocabularies.
 
@@ -156,15 +176,28 @@ class CATSegInferencer:
         temporary.replace(path)   # atomic: a concurrent reader never sees half a file
 
     @torch.no_grad()
-    def __call__(self, images: Sequence[ImageInput], vocabulary: Sequence) -> List[Segmentation]:
-        """Segment each image (a path or an RGB uint8 array (H, W, 3)) over ``vocabulary``, a
-        list of names or of synonym lists."""
+    def __call__(self, images: Union[ImageInput, Sequence[ImageInput]], vocabulary: Sequence,
+                 out_dir: Optional[str] = None, opacity: float = 0.5) -> List[Segmentation]:
+        """Segment images over ``vocabulary`` (names, or lists of synonyms).
+
+        Args:
+            images: A path, a directory (its images, by name), an RGB uint8 array (H, W, 3), or
+                a list of them.
+            out_dir (str, optional): Also write each image's overlay, label map and JSON summary
+                here (``save_segmentation``); arrays are named ``array_<k>``.
+            opacity (float): Weight of the class colours in the overlay.
+        """
         vocabulary = list(vocabulary)
         self._prime_text_cache(vocabulary)
         results = []
-        for image in images:
-            rgb = load_rgb(image) if not isinstance(image, np.ndarray) else image
-            results.append(self._segment(rgb, vocabulary))
+        for index, image in enumerate(expand_inputs(images)):
+            rgb = image if isinstance(image, np.ndarray) else load_rgb(image)
+            result = self._segment(rgb, vocabulary)
+            if out_dir is not None:
+                source = None if isinstance(image, np.ndarray) else Path(image)
+                save_segmentation(Path(out_dir), source.stem if source else f'array_{index}',
+                                  rgb, result, opacity, source)
+            results.append(result)
         return results
 
     def _segment(self, rgb: np.ndarray, vocabulary: list) -> Segmentation:

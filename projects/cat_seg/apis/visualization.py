@@ -58,8 +58,8 @@ def overlay_with_legend(rgb: np.ndarray, label_map: np.ndarray, present: List[Di
     size = int(font.size) if hasattr(font, 'size') else 11
     row, pad = size + size // 2, size // 2
     entries = [f"{c['name']}  {c['share']:.1%}" for c in present]
-    legend_width = 2 * pad + size + pad + max((int(font.getlength(e)) for e in entries),
-                                               default=60)
+    text_width = max((int(font.getlength(e)) for e in entries), default=60)
+    legend_width = 2 * pad + size + pad + text_width
     canvas = Image.new('RGB', (picture.width + legend_width,
                                max(picture.height, row * len(present) + 2 * pad)), 'white')
     canvas.paste(picture, (0, 0))

@@ -37,7 +37,6 @@ class LoadCATSegAnnotations(LoadAnnotations):
         results['seg_fields'].append('gt_seg_map')
 
 
-
 def save_label_map(label_map: np.ndarray, num_classes: int, path: Union[str, Path]) -> None:
     """PNG of class indices (H, W): 8-bit up to 256 classes, 16-bit beyond, so that
     ``LoadCATSegAnnotations`` reads back the same ids."""

@@ -68,8 +68,8 @@ class ClassAggregation(nn.Module):
             Tensor: (B, T, H, W, C).
         """
         classes = x.shape[1]
-        chunks = [slice(i, i + (chunk_size or classes)) for i in range(0, classes,
-                                                                        chunk_size or classes)]
+        step = chunk_size or classes
+        chunks = [slice(i, i + step) for i in range(0, classes, step)]
         pooled = self._pool(x, pool_size)
         kv, k_sum = self._key_value_sums(pooled, guidance, chunks)
         return torch.cat([self._update(x[:, c], pooled[:, c], self._select(guidance, c), kv,

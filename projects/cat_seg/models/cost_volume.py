@@ -73,4 +73,3 @@ class CostEmbedding(nn.Module):
         slices = cost.transpose(1, 2).reshape(batch * classes, prompts, height, width)
         embed = self.conv(slices).view(batch, classes, -1, height, width)
         return embed.permute(0, 1, 3, 4, 2)
-
