@@ -123,6 +123,7 @@ def test_missing_vocabulary_is_a_clear_error(tiny_catseg):
     (dict(mode='sliding'), "test_cfg.mode='sliding' is not one of"),
     (dict(mode='slide', crop_size=(64, 64)), r"needs \['stride', 'resize_to'\]"),
     (dict(mode='whole', whole_output='crop'), "whole_output='crop' is not one of"),
+    (dict(mode='whole', precision='int8'), "precision='int8' is not one of"),
 ])
 def test_bad_test_cfg(test_cfg, message):
     from catseg_testing import tiny_model_config
@@ -179,3 +180,19 @@ def test_class_by_class_argmax_breaks_ties_like_one_argmax():
     full = CATSeg._to_original(prob, meta)
     assert torch.equal(label, full.argmax(0, keepdim=True)) and (label == 1).all()
     torch.testing.assert_close(means, full.flatten(1).mean(1))
+
+
+def test_bf16_autocast_stays_close_to_fp32(tiny_catseg):
+    """The reduced-precision switch changes the arithmetic, not the result's form: float32
+    probabilities at ori_shape, close to fp32 (tiny random model; real-dimension figures are in
+    the README)."""
+    model = tiny_catseg.eval()
+    model.test_cfg = dict(mode='whole')
+    inputs, samples = batch(model, sizes=((64, 80),))
+    with torch.no_grad():
+        fp32 = model.predict(inputs, copy.deepcopy(samples), vocabulary=NAMES)[0].seg_logits.data
+        model.test_cfg['precision'] = 'bf16'
+        bf16 = model.predict(inputs, copy.deepcopy(samples), vocabulary=NAMES)[0].seg_logits.data
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
+    assert not torch.equal(bf16, fp32)                # autocast really ran in bf16
+    torch.testing.assert_close(bf16, fp32, atol=0.05, rtol=0)

@@ -1,7 +1,7 @@
 """Measure CAT-Seg inference at real dimensions (random weights are enough for speed).
 
     python tools/analysis_tools/benchmark_inference.py configs/catseg_vitb.py \
-        --mode slide --num-classes 150 --repeats 3 --json out.json
+        --mode slide --num-classes 150 --repeats 3 [--precision bf16] --json out.json
 
 Prints, per configuration: median seconds per image (and its CLIP-image and head parts), text
 encoding time (first and repeated vocabulary), peak RSS, FLOPs counted by torch's
@@ -9,11 +9,13 @@ encoding time (first and repeated vocabulary), peak RSS, FLOPs counted by torch'
 run. Figures are printed, never asserted.
 """
 import argparse
+import copy
 import json
 import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -24,10 +26,13 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
+SLIDING = Path(__file__).resolve().parents[2] / 'configs' / 'benchmarks' / '_sliding.py'
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Best float32 GEMM rate of this process (GFLOP/s)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5,
+                       dtype: torch.dtype = torch.float32) -> float:
+    """Best GEMM rate of this process (GFLOP/s) in ``dtype``."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b
     best = float('inf')
     for _ in range(repeats):
@@ -52,6 +57,22 @@ def timed(fn, repeats: int):
     return statistics.median(times), result
 
 
+def precision_deviation(model, predict) -> dict:
+    """Reduced precision against fp32 on the same input: probabilities and labels."""
+    precision, return_probs = model.test_cfg['precision'], model.test_cfg['return_probs']
+    model.test_cfg['return_probs'] = True
+    outputs = {}
+    for name in ('fp32', precision):
+        model.test_cfg['precision'] = name
+        outputs[name] = copy.deepcopy(predict()[0])   # predict() fills the same samples
+    model.test_cfg.update(precision=precision, return_probs=return_probs)
+    probs = [outputs[n].seg_logits.data for n in ('fp32', precision)]
+    labels = [outputs[n].pred_sem_seg.data for n in ('fp32', precision)]
+    return dict(max_abs_prob_deviation=round(float((probs[0] - probs[1]).abs().max()), 5),
+                mean_abs_prob_deviation=round(float((probs[0] - probs[1]).abs().mean()), 6),
+                label_agreement=round(float((labels[0] == labels[1]).float().mean()), 5))
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='model config, e.g. configs/catseg_vitb.py')
@@ -60,6 +81,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--image-size', type=int, nargs=2, default=(512, 683),
                         help='H W of the test image (default: a typical ADE20K size)')
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32',
+                        help='bf16: autocast, with its deviation from fp32 on the same image')
+    parser.add_argument('--return-probs', action='store_true',
+                        help='also keep (T, H, W) probabilities at full size (the benchmarks '
+                        'and the inferencer do not)')
     parser.add_argument('--json', help='also write the results to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
@@ -71,12 +97,13 @@ def main(argv=None) -> int:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if args.mode == 'slide':
-        cfg.model.test_cfg = dict(mode='slide', crop_size=(384, 384), stride=(256, 256),
-                                  resize_to=(640, 640), with_global_view=True)
+    if args.mode == 'slide':   # the benchmark protocol, as tools/test.py --benchmark runs it
+        cfg.model.test_cfg = Config.fromfile(str(SLIDING)).model_test_cfg
     else:
         cfg.model.test_cfg = dict(mode='whole')
+    cfg.model.test_cfg.update(return_probs=args.return_probs, precision=args.precision)
     peak = matmul_peak_gflops()
+    peak_bf16 = matmul_peak_gflops(dtype=torch.bfloat16) if args.precision == 'bf16' else None
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).eval().requires_grad_(False)
     names = [f'class number {i}' for i in range(args.num_classes)]
@@ -98,10 +125,12 @@ def main(argv=None) -> int:
 
         seconds, _ = timed(predict, args.repeats)
         clip_views = (torch.randn(5 if args.mode == 'slide' else 1, 3, *model.clip_size))
-        clip_seconds, _ = timed(lambda: model.backbone(clip_views), args.repeats)
+        with model._autocast('cpu'):
+            clip_seconds, _ = timed(lambda: model.backbone(clip_views), args.repeats)
         with FlopCounterMode(display=False) as counter:
             predict()
         flops = counter.get_total_flops()
+        deviation = precision_deviation(model, predict) if args.precision != 'fp32' else {}
     result = dict(
         config=args.config, mode=args.mode, num_classes=args.num_classes,
         image_size=[height, width], threads=torch.get_num_threads(),
@@ -110,7 +139,9 @@ def main(argv=None) -> int:
         text_seconds_first=round(text_first, 3), text_seconds_repeat=round(text_repeat, 4),
         peak_rss_gb=round(peak_rss_gb(), 2), gflop=round(flops / 1e9, 1),
         achieved_gflops=round(flops / 1e9 / seconds, 1), matmul_peak_gflops=round(peak, 1),
-        share_of_peak=round(flops / 1e9 / seconds / peak, 3))
+        share_of_peak=round(flops / 1e9 / seconds / peak, 3), precision=args.precision,
+        **({'matmul_peak_gflops_bf16': round(peak_bf16, 1)} if peak_bf16 else {}),
+        **deviation)
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, 'w') as file:

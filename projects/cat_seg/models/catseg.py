@@ -1,5 +1,6 @@
 """CAT-Seg segmentor (Cho et al., "CAT-Seg: Cost Aggregation for Open-Vocabulary Semantic
 Segmentation", CVPR 2024, arXiv:2303.11797)."""
+import contextlib
 import copy
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -17,6 +18,8 @@ from .finetune_policy import apply_finetune_policy
 from .patch_inference import patch_inference
 
 TEST_MODES = ('whole', 'slide')
+# test_cfg.precision -> autocast dtype of the forward pass (None: float32 throughout).
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 WHOLE_OUTPUTS = ('stretch_padded', 'crop_padding')
 
 
@@ -55,7 +58,10 @@ class CATSeg(EncoderDecoder):
             image is stretched over the image, fixture README §8) or 'crop_padding'. Both take
             ``return_probs`` (default True): False skips the (T, H, W) probabilities at
             ``ori_shape`` and upsamples one class at a time into the argmax, so memory does not
-            grow with T (benchmarks, inferencer); the argmax is the same.
+            grow with T (benchmarks, inferencer); the argmax is the same. ``precision``:
+            'fp32' (default), or 'bf16' / 'fp16' to run the forward pass under autocast
+            (bf16 on CPUs with AVX512-BF16/AMX, fp16 on GPUs); probabilities come back as
+            float32 (deviation from fp32: README "Performance").
         data_preprocessor (dict, optional): ``SegDataPreProcessor`` with CLIP mean/std.
         init_cfg (dict, optional): Initialisation config.
 
@@ -95,6 +101,9 @@ class CATSeg(EncoderDecoder):
         mode = self.test_cfg.get('mode', 'whole')
         if mode not in TEST_MODES:
             raise ValueError(f'test_cfg.mode={mode!r} is not one of {list(TEST_MODES)}')
+        precision = self.test_cfg.get('precision', 'fp32')
+        if precision not in PRECISIONS:
+            raise ValueError(f'test_cfg.precision={precision!r} is not one of {list(PRECISIONS)}')
         whole_output = self.test_cfg.get('whole_output', 'stretch_padded')
         if whole_output not in WHOLE_OUTPUTS:
             raise ValueError(f'test_cfg.whole_output={whole_output!r} is not one of '
@@ -192,10 +201,12 @@ class CATSeg(EncoderDecoder):
         """
         metas = self._metas(inputs, data_samples)
         text_embeds = self.encode_vocabulary(vocabulary)
-        if self.test_cfg.get('mode', 'whole') == 'slide':
-            probs = self._slide_probs(inputs, metas, text_embeds)
-        else:
-            probs = self._whole_probs(inputs, metas, text_embeds)
+        with self._autocast(inputs.device.type):
+            if self.test_cfg.get('mode', 'whole') == 'slide':
+                probs = self._slide_probs(inputs, metas, text_embeds)
+            else:
+                probs = self._whole_probs(inputs, metas, text_embeds)
+        probs = [prob.float() for prob in probs]
         if data_samples is None:
             data_samples = [SegDataSample(metainfo=meta) for meta in metas]
         for sample, prob, meta in zip(data_samples, probs, metas):
@@ -210,6 +221,12 @@ class CATSeg(EncoderDecoder):
         return data_samples
 
     # ----------------------------------------------------------------- inference modes
+    def _autocast(self, device_type: str):
+        dtype = PRECISIONS[self.test_cfg.get('precision', 'fp32')]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type, dtype=dtype)
+
     def _whole_probs(self, inputs: Tensor, metas: List[dict],
                      text_embeds: Tensor) -> List[Tensor]:
         probs = self.class_logits(self.whole_views(inputs, metas), text_embeds).sigmoid()
