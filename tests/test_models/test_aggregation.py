@@ -147,7 +147,8 @@ def test_decoder_without_concatenation_equals_concatenation():
     (dict(test_pool_size=(0, 1)), r'test_pool_size=\(0, 1\) must be two positive ints'),
     (dict(decoder_channels=(32,)), r'decoder_channels=\(32,\).*need one entry per stage'),
     (dict(decoder_channels=(24, 16)), 'decoder channels 24 must be a multiple of'),
-    (dict(class_chunk_size=0), 'class_chunk_size=0 must be None or at least 1'),
+    (dict(class_chunk_size=0), "class_chunk_size=0 must be None, 'auto' or an int"),
+    (dict(class_chunk_size='small'), "class_chunk_size='small' must be None, 'auto' or an int"),
 ])
 def test_bad_head_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -171,6 +172,7 @@ def test_decoder_checks_the_guidance_count():
 def test_chunked_classes_equal_the_unchunked_computation(head, classes):
     inputs = head_inputs(classes=classes)
     with torch.no_grad():
+        head.class_chunk_size = None
         whole = head(inputs)
         head.class_chunk_size = 2
         chunked = head(inputs)
@@ -191,3 +193,13 @@ def test_keep_all_classes_aggregates_every_class(head):
         chunked = head(inputs)
     assert (logits != -100).all()
     torch.testing.assert_close(chunked, logits, atol=1e-5, rtol=1e-5)
+
+
+def test_auto_chunks_keep_the_mlp_hidden_layer_within_the_budget():
+    """Release dimensions (d_F 128, MLP x4, 24x24 grid): a class costs 1.2 MB per view."""
+    head = CATSegHead(**{**HEAD, 'embed_dims': 128, 'num_heads': 4})
+    assert head.class_chunk_size == 'auto'
+    assert head._chunk_size((5, 1, 150, 24, 24)) == 5          # 5 views (slide)
+    assert head._chunk_size((1, 1, 150, 24, 24)) == 28         # one view (whole)
+    assert head._chunk_size((1, 1, 3, 24, 24)) == 3
+    assert head._chunk_size((64, 1, 3, 96, 96)) == 1
