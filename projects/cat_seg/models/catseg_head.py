@@ -10,6 +10,7 @@ from mmseg.utils import ConfigType
 from torch import Tensor, nn
 
 from .class_aggregation import ClassAggregation
+from .class_chunks import class_chunks, update_chunks
 from .cost_volume import (CostEmbedding, cosine_cost, gather_classes, scatter_classes,
                           select_classes)
 from .guidance import Guidance
@@ -54,8 +55,11 @@ class AggregatorLayer(nn.Module):
     def forward(self, x: Tensor, spatial_guidance, text_guidance, pool_size,
                 chunks: Sequence[slice]) -> Tensor:
         """(B, T, H, W, C) -> (B, T, H, W, C); per-class work in chunks of classes."""
-        x = torch.cat([self.spatial_agg(x[:, c], spatial_guidance) for c in chunks], dim=1)
-        return self.class_agg(x, text_guidance, pool_size, chunks[0].stop - chunks[0].start)
+        # x is the head's own buffer: inference updates it in place.
+        x = update_chunks(x, chunks, lambda c: self.spatial_agg(x[:, c], spatial_guidance),
+                          inplace=True)
+        return self.class_agg(x, text_guidance, pool_size, chunks[0].stop - chunks[0].start,
+                              inplace=True)
 
 
 @MODELS.register_module()
@@ -180,9 +184,11 @@ class CATSegHead(BaseDecodeHead):
             kept = select_classes(cost, self.pad_len)
             text_embeds = F.normalize(gather_classes(text_embeds, kept), dim=-1)
             cost = cosine_cost(image_feats, text_embeds)
-        size = self._chunk_size(cost.shape)
-        chunks = [slice(i, i + size) for i in range(0, cost.shape[2], size)]
-        x = torch.cat([self.cost_embed(cost[:, :, c]) for c in chunks], dim=1)  # (B, T, H, W, C)
+        chunks = class_chunks(cost.shape[2], self._chunk_size(cost.shape))
+        batch, _, classes, height, width = cost.shape
+        x = cost.new_empty(batch, classes, height, width, self.channels)       # (B, T, H, W, C)
+        for chunk in chunks:
+            x[:, chunk] = self.cost_embed(cost[:, :, chunk])
 
         spatial = None
         if self.spatial_guidance_proj is not None:
@@ -194,7 +200,8 @@ class CATSegHead(BaseDecodeHead):
         for layer in self.layers:
             x = layer(x, spatial, text, pool_size, chunks)
 
-        logits = torch.cat([self.decoder(x[:, c].permute(0, 1, 4, 2, 3), guidance.decoder)
+        terms = self.decoder.guidance_terms(guidance.decoder)   # once, for every chunk
+        logits = torch.cat([self.decoder(x[:, c].permute(0, 1, 4, 2, 3), guidance.decoder, terms)
                             for c in chunks], dim=1)
         if kept is not None:
             logits = scatter_classes(logits, kept, num_classes, DROPPED_CLASS_LOGIT)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .class_chunks import class_chunks, update_chunks
 from .guided_linear import GuidedLinear
 
 LINEAR_ATTENTION_EPS = 1e-6   # official LinearAttention eps
@@ -52,7 +53,7 @@ class ClassAggregation(nn.Module):
                                  if pad_len and guidance_channels else None)
 
     def forward(self, x: Tensor, guidance: Optional[Tensor], pool_size: Tuple[int, int],
-                chunk_size: Optional[int] = None) -> Tensor:
+                chunk_size: Optional[int] = None, inplace: bool = False) -> Tensor:
         """One layer.
 
         Args:
@@ -63,17 +64,17 @@ class ClassAggregation(nn.Module):
             chunk_size (int, optional): Classes processed at a time. Linear attention only needs
                 the sums of keys and values over all classes, so they are accumulated chunk by
                 chunk and memory does not grow with T. None: all at once.
+            inplace (bool): Without autograd, overwrite x with the result (for a caller that
+                owns x; the key/value sums are taken before any chunk is written).
 
         Returns:
             Tensor: (B, T, H, W, C).
         """
-        classes = x.shape[1]
-        step = chunk_size or classes
-        chunks = [slice(i, i + step) for i in range(0, classes, step)]
+        chunks = class_chunks(x.shape[1], chunk_size or x.shape[1])
         pooled = self._pool(x, pool_size)
         kv, k_sum = self._key_value_sums(pooled, guidance, chunks)
-        return torch.cat([self._update(x[:, c], pooled[:, c], self._select(guidance, c), kv,
-                                       k_sum) for c in chunks], dim=1)
+        return update_chunks(x, chunks, lambda c: self._update(
+            x[:, c], pooled[:, c], self._select(guidance, c), kv, k_sum), inplace)
 
     @staticmethod
     def _select(guidance: Optional[Tensor], chunk: slice) -> Optional[Tensor]:

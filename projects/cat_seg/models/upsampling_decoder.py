@@ -1,5 +1,5 @@
 """Upsampling decoder (paper §3.4): per-class 2x stages fed with higher-resolution guidance."""
-from typing import Sequence
+from typing import List, Optional, Sequence
 
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
@@ -39,15 +39,21 @@ class UpsamplingStage(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.GroupNorm(groups, out_channels), nn.ReLU(inplace=True))
 
-    def forward(self, x: Tensor, guidance: Tensor) -> Tensor:
-        """Class features (B, T, C_in, H, W) and guidance (B, C_g, 2H, 2W) -> (B, T, C_out, 2H, 2W)."""
+    def guidance_term(self, guidance: Tensor) -> Optional[Tensor]:
+        """The projected guidance (B, C_g, 2H, 2W) through its part of the first convolution,
+        (B, C_out, 2H, 2W): shared by every class, so computed once per image."""
+        if not self.guidance_channels:
+            return None
+        return F.conv2d(guidance, self.convs[0].weight[:, -self.guidance_channels:], padding=1)
+
+    def forward(self, x: Tensor, guidance_term: Optional[Tensor]) -> Tensor:
+        """Class features (B, T, C_in, H, W) and ``guidance_term()`` -> (B, T, C_out, 2H, 2W)."""
         batch, classes = x.shape[:2]
         x = self.up(x.flatten(0, 1))
-        first = self.convs[0]
-        split = x.shape[1]
-        x = F.conv2d(x, first.weight[:, :split], padding=1).unflatten(0, (batch, classes))
-        if self.guidance_channels:
-            x = x + F.conv2d(guidance, first.weight[:, split:], padding=1)[:, None]
+        weight = self.convs[0].weight[:, :x.shape[1]]
+        x = F.conv2d(x, weight, padding=1).unflatten(0, (batch, classes))
+        if guidance_term is not None:
+            x = x + guidance_term[:, None]
         return self.convs[1:](x.flatten(0, 1)).unflatten(0, (batch, classes))
 
 
@@ -80,12 +86,24 @@ class UpsamplingDecoder(nn.Module):
             for c_in, c_out, c_g in zip(stage_in, channels, guidance_proj_channels))
         self.cls_conv = nn.Conv2d(channels[-1], 1, 3, padding=1)
 
-    def forward(self, x: Tensor, guidance: Sequence[Tensor]) -> Tensor:
-        """Aggregated cost (B, T, C, H, W) and guidance maps -> logits (B, T, H * 2**N_U, ...)."""
+    def guidance_terms(self, guidance: Sequence[Tensor]) -> List[Optional[Tensor]]:
+        """Each stage's guidance contribution (projection, then its share of the stage's first
+        convolution), computed once per image for all classes (and class chunks)."""
         if len(guidance) != len(self.stages):
             raise ValueError(f'the decoder has {len(self.stages)} stages but got '
                              f'{len(guidance)} guidance maps')
-        for stage, proj, level in zip(self.stages, self.guidance_projs, guidance):
-            x = stage(x, proj(level))
+        return [stage.guidance_term(proj(level))
+                for stage, proj, level in zip(self.stages, self.guidance_projs, guidance)]
+
+    def forward(self, x: Tensor, guidance: Sequence[Tensor],
+                guidance_terms: Optional[Sequence[Optional[Tensor]]] = None) -> Tensor:
+        """Aggregated cost (B, T, C, H, W) and guidance maps -> logits (B, T, H * 2**N_U, ...).
+
+        ``guidance_terms`` (from :meth:`guidance_terms`) skips recomputing them per chunk.
+        """
+        if guidance_terms is None:
+            guidance_terms = self.guidance_terms(guidance)
+        for stage, term in zip(self.stages, guidance_terms):
+            x = stage(x, term)
         batch, classes = x.shape[:2]
         return self.cls_conv(x.flatten(0, 1)).view(batch, classes, *x.shape[-2:])
