@@ -108,6 +108,22 @@ def tiny_model_config() -> dict:
     return Config.fromfile(str(TINY_CONFIG)).model.to_dict()
 
 
+def tiny_paper_config():
+    """The tiny model config switched to the paper (v1) variant: three templates, per-token
+    dense residual, guidance from a tiny ResNet (stages at 16, 8 and 4 px)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(TINY_CONFIG)).model
+    cfg.backbone.update(dense_residual='token', guidance_layers=())
+    cfg.text_encoder.templates = ['a photo of a {}.', 'a {} in the scene', 'itap of a {}.']
+    cfg.guidance = dict(type='CATSegBackboneGuidance', img_size=64, backbone=dict(
+        type='mmpretrain.ResNet', depth=18, stem_channels=8, base_channels=8,
+        out_indices=(0, 1, 2)))
+    cfg.decode_head.update(num_prompts=3, spatial_guidance_channels=32,
+                           decoder_guidance_channels=(16, 8), embedding_channels=32)
+    cfg.finetune_policy = 'attention'
+    return cfg
+
+
 def raw_batch(sizes=((70, 90), (70, 90)), with_labels=False):
     """A dataloader-style batch: uint8 images and SegDataSamples."""
     torch.manual_seed(1)

@@ -97,6 +97,9 @@ def load_weights_file(path: str) -> Dict[str, Tensor]:
     return data
 
 
+ADDED_TO_CLIP = ('vpt_prompts',)
+
+
 def load_clip_tower(module: nn.Module, path: str, tower: str) -> None:
     """Load one CLIP tower ('visual' or 'text') from a full-CLIP or single-tower state dict.
 
@@ -115,12 +118,14 @@ def load_clip_tower(module: nn.Module, path: str, tower: str) -> None:
     packed = {k.replace('in_proj_weight', f'{p}_proj_weight') for k in state_dict
               if k.endswith('in_proj_weight') for p in 'qkv'}
     unexpected = sorted(k for k in state_dict if k not in own and not k.endswith('in_proj_weight'))
-    missing = sorted(k for k in own if k not in state_dict and k not in packed)
+    # Parameters CAT-Seg adds to a tower (VPT prompts) start from their own initialisation.
+    missing = sorted(k for k in own if k not in state_dict and k not in packed
+                     and k not in ADDED_TO_CLIP)
     if unexpected or missing:
         raise ValueError(f'{path!r} does not match the CLIP {tower} tower of '
                          f'{type(module).__name__}: first unexpected key '
                          f'{unexpected[:1]}, first missing key {missing[:1]}')
-    module.load_state_dict(state_dict)
+    module.load_state_dict(state_dict, strict=not any(k in own for k in ADDED_TO_CLIP))
 
 
 def convert_official_state_dict(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:

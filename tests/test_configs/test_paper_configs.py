@@ -5,7 +5,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS
 
-from catseg_testing import REPO_ROOT, TINY_CONFIG, raw_batch
+from catseg_testing import REPO_ROOT, raw_batch, tiny_paper_config
 
 PAPER = REPO_ROOT / 'configs' / 'paper'
 
@@ -40,17 +40,8 @@ def test_paper_config_builds(name, guidance_type, clip_size):
 
 def tiny_paper_model():
     """The tiny synthetic-data model switched to the paper variant with a tiny ResNet."""
-    cfg = Config.fromfile(str(TINY_CONFIG)).model
-    cfg.backbone.update(dense_residual='token', guidance_layers=())
-    cfg.text_encoder.templates = ['a photo of a {}.', 'a {} in the scene', 'itap of a {}.']
-    cfg.guidance = dict(type='CATSegBackboneGuidance', img_size=64, backbone=dict(
-        type='mmpretrain.ResNet', depth=18, stem_channels=8, base_channels=8,
-        out_indices=(0, 1, 2)))
-    cfg.decode_head.update(num_prompts=3, spatial_guidance_channels=32,
-                           decoder_guidance_channels=(16, 8))
-    cfg.finetune_policy = 'attention'
     torch.manual_seed(0)
-    return MODELS.build(cfg)
+    return MODELS.build(tiny_paper_config())
 
 
 def test_tiny_paper_model_trains_with_the_paper_policy():

@@ -176,7 +176,7 @@ def test_class_by_class_argmax_breaks_ties_like_one_argmax():
     prob = torch.rand(6, 6, 8) * 0.5
     prob[4] = prob[1] = 0.9
     meta = dict(ori_shape=(12, 16))
-    label, means = CATSeg._argmax_at_original(prob, meta)
+    label, means = CATSeg._argmax_at_original([prob[:3], prob[3:]], meta)   # two chunks
     full = CATSeg._to_original(prob, meta)
     assert torch.equal(label, full.argmax(0, keepdim=True)) and (label == 1).all()
     torch.testing.assert_close(means, full.flatten(1).mean(1))

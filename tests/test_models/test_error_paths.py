@@ -17,11 +17,11 @@ def test_guided_linear_needs_its_guidance():
         layer(torch.ones(5, 4))
 
 
-def test_backbone_guidance_needs_two_stages():
+def test_backbone_guidance_with_one_stage_guides_aggregation_only():
     guidance = CATSegBackboneGuidance(dict(type='mmpretrain.ResNet', depth=18, stem_channels=8,
                                            base_channels=8, out_indices=(2,)), img_size=64)
-    with pytest.raises(ValueError, match='returned 1 stage'):
-        guidance.eval()(torch.zeros(1, 3, 64, 64), None)
+    out = guidance.eval()(torch.zeros(1, 3, 64, 64), None)
+    assert out.spatial.shape == (1, 32, 4, 4) and out.decoder == ()
 
 
 def test_float_label_files_are_rejected(tmp_path):

@@ -2,7 +2,7 @@
 Segmentation", CVPR 2024, arXiv:2303.11797)."""
 import contextlib
 import copy
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .catseg_head import CATSegHeadInputs
 from .finetune_policy import apply_finetune_policy
-from .patch_inference import patch_inference
+from .patch_inference import PatchLogits, fused_chunks, patch_logits
 
 TEST_MODES = ('whole', 'slide')
 # test_cfg.precision -> autocast dtype of the forward pass (None: float32 throughout).
@@ -31,7 +31,7 @@ class CATSeg(EncoderDecoder):
     model predicts over any list of names without rebuilding. Every mode shares one feature path::
 
         loss():    whole_views() -> class_logits() -> decode_head.loss_by_feat()
-        predict(): whole_views() | patch_inference() -> class_logits() -> probabilities at
+        predict(): whole_views() | patch_logits() -> class_logits() -> probabilities at
                    ori_shape -> SegDataSample(seg_logits=probabilities, pred_sem_seg=argmax)
                    (or, with test_cfg.return_probs=False, argmax and class scores only)
         _forward(): whole_views() -> class_logits()
@@ -203,19 +203,21 @@ class CATSeg(EncoderDecoder):
         text_embeds = self.encode_vocabulary(vocabulary)
         with self._autocast(inputs.device.type):
             if self.test_cfg.get('mode', 'whole') == 'slide':
-                probs = self._slide_probs(inputs, metas, text_embeds)
+                per_image = [fused_chunks(patches) for patches in
+                             self._slide_patches(inputs, metas, text_embeds)]
             else:
-                probs = self._whole_probs(inputs, metas, text_embeds)
-        probs = [prob.float() for prob in probs]
+                per_image = [[prob] for prob in self._whole_probs(inputs, metas, text_embeds)]
         if data_samples is None:
             data_samples = [SegDataSample(metainfo=meta) for meta in metas]
-        for sample, prob, meta in zip(data_samples, probs, metas):
+        for sample, chunks, meta in zip(data_samples, per_image, metas):
+            # Class chunks of probabilities at model resolution, (1 or absent, t, h, w).
+            chunks = (chunk.float().reshape(-1, *chunk.shape[-2:]) for chunk in chunks)
             if self.test_cfg.get('return_probs', True):
-                prob = self._to_original(prob, meta)
+                prob = self._to_original(torch.cat(list(chunks)), meta)
                 sample.set_data(dict(seg_logits=PixelData(data=prob),
                                      pred_sem_seg=PixelData(data=prob.argmax(0, keepdim=True))))
             else:
-                label, scores = self._argmax_at_original(prob, meta)
+                label, scores = self._argmax_at_original(chunks, meta)
                 sample.set_data(dict(pred_sem_seg=PixelData(data=label)))
                 sample.pred_class_scores = scores
         return data_samples
@@ -240,20 +242,16 @@ class CATSeg(EncoderDecoder):
             outputs.append(prob)
         return outputs
 
-    def _slide_probs(self, inputs: Tensor, metas: List[dict],
-                     text_embeds: Tensor) -> List[Tensor]:
+    def _slide_patches(self, inputs: Tensor, metas: List[dict],
+                       text_embeds: Tensor) -> List[PatchLogits]:
+        """Each image's view logits; ``fused_chunks`` merges them a class chunk at a time."""
         cfg = self.test_cfg
-        outputs = []
-        for image, meta in zip(inputs, metas):
-            fused = patch_inference(
-                self._unpadded(image, meta)[None],
-                lambda views: self.class_logits(views, text_embeds),
-                crop_size=tuple(cfg['crop_size']),
-                stride=tuple(cfg['stride']),
-                resize_to=tuple(cfg['resize_to']),
-                with_global_view=cfg.get('with_global_view', True))
-            outputs.append(fused[0])
-        return outputs
+        return [patch_logits(self._unpadded(image, meta)[None],
+                             lambda views: self.class_logits(views, text_embeds),
+                             crop_size=tuple(cfg['crop_size']), stride=tuple(cfg['stride']),
+                             resize_to=tuple(cfg['resize_to']),
+                             with_global_view=cfg.get('with_global_view', True))
+                for image, meta in zip(inputs, metas)]
 
     @staticmethod
     def _to_original(prob: Tensor, meta: dict) -> Tensor:
@@ -265,18 +263,23 @@ class CATSeg(EncoderDecoder):
         return prob
 
     @classmethod
-    def _argmax_at_original(cls, prob: Tensor, meta: dict) -> Tuple[Tensor, Tensor]:
-        """``_to_original(prob).argmax(0)`` (1, H, W) and the classes' mean probabilities (T,),
-        upsampling one class at a time: memory is two maps at ``ori_shape``, whatever T."""
-        best = cls._to_original(prob[:1], meta)[0]
-        label = torch.zeros(best.shape, dtype=torch.long, device=best.device)
-        means = [best.mean()]
-        for index in range(1, prob.shape[0]):
-            value = cls._to_original(prob[index:index + 1], meta)[0]
-            means.append(value.mean())
-            # Strictly greater: on ties the earlier class wins, as in a single argmax.
-            label.masked_fill_(value > best, index)
-            torch.maximum(best, value, out=best)
+    def _argmax_at_original(cls, chunks: Iterable[Tensor],
+                            meta: dict) -> Tuple[Tensor, Tensor]:
+        """``_to_original(probs).argmax(0)`` (1, H, W) and the classes' mean probabilities (T,)
+        of probabilities given in class chunks (t, h, w), upsampling one class at a time: memory
+        is two maps at ``ori_shape`` plus one chunk, whatever T."""
+        best, label, means = None, None, []
+        for chunk in chunks:
+            for prob in chunk:
+                value = cls._to_original(prob[None], meta)[0]
+                means.append(value.mean())
+                if best is None:
+                    best = value
+                    label = torch.zeros(best.shape, dtype=torch.long, device=best.device)
+                    continue
+                # Strictly greater: on ties the earlier class wins, as in a single argmax.
+                label.masked_fill_(value > best, len(means) - 1)
+                torch.maximum(best, value, out=best)
         return label[None], torch.stack(means)
 
     @staticmethod

@@ -14,6 +14,7 @@ from .class_chunks import class_chunks, update_chunks
 from .cost_volume import (CostEmbedding, cosine_cost, gather_classes, scatter_classes,
                           select_classes)
 from .guidance import Guidance
+from .guided_linear import GuidedLinear
 from .spatial_aggregation import SpatialAggregation
 from .upsampling_decoder import UpsamplingDecoder
 
@@ -22,6 +23,11 @@ from .upsampling_decoder import UpsamplingDecoder
 # mapped and unmapped at every call and pay a page fault per 4 KiB on first touch, which cost a
 # third of the head's time at 150 classes x 5 views (30.8 s -> 18.8 s in chunks of 4 classes).
 CHUNK_BUDGET_BYTES = 32 * 2 ** 20
+
+# Cost embeddings larger than this are updated in place (``update_chunks``): one copy instead
+# of three; at 847 classes x 5 views (1.25 GB each) the peak RSS of a slide inference fell from
+# 7.9 GB to 3.8 GB. Smaller ones are concatenated, which is faster.
+IN_PLACE_MIN_BYTES = 512 * 2 ** 20
 
 # Logit of the classes the release drops when the vocabulary exceeds pad_len (official model.py
 # Aggregator.forward; fixture README §11): sigmoid(-100) is 0 for every practical purpose.
@@ -42,24 +48,43 @@ class CATSegHeadInputs(NamedTuple):
     guidance: Guidance
 
 
+# What one aggregation layer does (paper Fig. 3; v1 Table 2 ablations): 'spatial' Swin blocks per
+# class, 'class' linear attention across classes per pixel, 'joint' a plain linear-attention
+# transformer over all pixel-class tokens together (no guidance, no padding).
+LAYER_TYPES = ('spatial', 'class', 'joint')
+
+
 class AggregatorLayer(nn.Module):
-    """One of the N_B layers: spatial then class aggregation (paper Fig. 3)."""
+    """One of the N_B layers: by default spatial then class aggregation (paper Fig. 3)."""
 
     def __init__(self, embed_dims: int, spatial_guidance: int, text_guidance: int,
-                 num_heads: int, window_size: int, mlp_ratio: float, pad_len: int):
+                 num_heads: int, window_size: int, mlp_ratio: float, pad_len: int,
+                 layer_types: Sequence[str] = ('spatial', 'class')):
         super().__init__()
-        self.spatial_agg = SpatialAggregation(embed_dims, spatial_guidance, num_heads,
-                                              window_size, mlp_ratio)
-        self.class_agg = ClassAggregation(embed_dims, text_guidance, num_heads, pad_len, mlp_ratio)
+        self.spatial_agg = (SpatialAggregation(embed_dims, spatial_guidance, num_heads,
+                                               window_size, mlp_ratio)
+                            if 'spatial' in layer_types else None)
+        self.class_agg = (ClassAggregation(embed_dims, text_guidance, num_heads, pad_len,
+                                           mlp_ratio) if 'class' in layer_types else None)
+        self.joint_agg = (ClassAggregation(embed_dims, 0, num_heads, 0, mlp_ratio)
+                          if 'joint' in layer_types else None)
 
     def forward(self, x: Tensor, spatial_guidance, text_guidance, pool_size,
                 chunks: Sequence[slice]) -> Tensor:
         """(B, T, H, W, C) -> (B, T, H, W, C); per-class work in chunks of classes."""
-        # x is the head's own buffer: inference updates it in place.
-        x = update_chunks(x, chunks, lambda c: self.spatial_agg(x[:, c], spatial_guidance),
-                          inplace=True)
-        return self.class_agg(x, text_guidance, pool_size, chunks[0].stop - chunks[0].start,
-                              inplace=True)
+        # x is the head's own buffer: a large one is updated in place.
+        inplace = x.numel() * x.element_size() > IN_PLACE_MIN_BYTES
+        if self.spatial_agg is not None:
+            x = update_chunks(x, chunks, lambda c: self.spatial_agg(x[:, c], spatial_guidance),
+                              inplace)
+        if self.class_agg is not None:
+            x = self.class_agg(x, text_guidance, pool_size, chunks[0].stop - chunks[0].start,
+                               inplace)
+        if self.joint_agg is not None:
+            # Every (class, pixel) token is one element of a single sequence.
+            tokens = x.flatten(1, 3)[:, :, None, None]                    # (B, T*H*W, 1, 1, C)
+            x = self.joint_agg(tokens, None, (1, 1)).view(x.shape)
+        return x
 
 
 @MODELS.register_module()
@@ -93,6 +118,15 @@ class CATSegHead(BaseDecodeHead):
             ``DROPPED_CLASS_LOGIT`` (release). 0 disables both. Defaults to 256.
         keep_all_classes (bool): Never drop classes: vocabularies longer than ``pad_len`` are
             aggregated whole (exact; the release's cut stays the default for parity).
+        layer_types (Sequence[str]): What each layer does, in order, from ``LAYER_TYPES``.
+            Defaults to ('spatial', 'class'); the v1 ablations use ('spatial',) and ('joint',).
+        aggregate (str): 'cost' (CAT-Seg) or 'features': the feature-aggregation baseline of
+            v1 Tables 2 and 7, whose tokens are a linear embedding of the concatenated image
+            feature and class text embedding instead of the cost slices. Defaults to 'cost'.
+        embedding_channels (int): Width of CLIP's joint embedding, the input of the
+            'features' embedding. Defaults to 512.
+        detach_cost (bool): Stop the gradient at the cost volume, so CLIP learns only through
+            the guidance (v1 Table 4). Defaults to False.
         class_chunk_size (int | str, optional): Classes processed at a time by the per-class
             stages and the accumulation of class attention, bounding memory for large
             vocabularies with the same result. 'auto' (default): as many as keep the largest
@@ -117,6 +151,10 @@ class CATSegHead(BaseDecodeHead):
                  decoder_guidance_channels: Sequence[int] = (256, 128),
                  decoder_guidance_proj_channels: Sequence[int] = (32, 16),
                  pad_len: int = 256,
+                 layer_types: Sequence[str] = ('spatial', 'class'),
+                 aggregate: str = 'cost',
+                 embedding_channels: int = 512,
+                 detach_cost: bool = False,
                  keep_all_classes: bool = False,
                  class_chunk_size: Union[int, str, None] = 'auto',
                  train_pool_size: Tuple[int, int] = (2, 2),
@@ -137,6 +175,12 @@ class CATSegHead(BaseDecodeHead):
                 not isinstance(class_chunk_size, int) or class_chunk_size < 1):
             raise ValueError(f'class_chunk_size={class_chunk_size!r} must be None, \'auto\' or '
                              'an int of at least 1')
+        if not layer_types or any(t not in LAYER_TYPES for t in layer_types):
+            raise ValueError(f'layer_types={tuple(layer_types)!r} must be a non-empty sequence '
+                             f'of {list(LAYER_TYPES)}')
+        if aggregate not in ('cost', 'features'):
+            raise ValueError(f"aggregate={aggregate!r} is not one of ['cost', 'features']")
+        self.aggregate, self.detach_cost = aggregate, detach_cost
         self.mlp_ratio = mlp_ratio
         self.pad_len, self.keep_all_classes = pad_len, keep_all_classes
         self.class_chunk_size = class_chunk_size
@@ -145,6 +189,9 @@ class CATSegHead(BaseDecodeHead):
         spatial_proj = guidance_proj_channels if spatial_guidance_channels else 0
 
         self.cost_embed = CostEmbedding(num_prompts, embed_dims)
+        # The feature-aggregation baseline: Linear(concat(image feature, text embedding)).
+        self.feature_embed = (GuidedLinear(embedding_channels, embedding_channels, embed_dims)
+                              if aggregate == 'features' else None)
         self.spatial_guidance_proj = (
             ConvModule(spatial_guidance_channels, spatial_proj, 3, padding=1, norm_cfg=None,
                        act_cfg=dict(type='ReLU')) if spatial_proj else None)
@@ -153,9 +200,16 @@ class CATSegHead(BaseDecodeHead):
             if text_proj else None)
         self.layers = nn.ModuleList(
             AggregatorLayer(embed_dims, spatial_proj, text_proj, num_heads, window_size,
-                            mlp_ratio, pad_len) for _ in range(num_layers))
+                            mlp_ratio, pad_len, layer_types) for _ in range(num_layers))
         self.decoder = UpsamplingDecoder(embed_dims, decoder_channels, decoder_guidance_channels,
                                          decoder_guidance_proj_channels)
+
+    def _embed_features(self, image_feats: Tensor, text_embeds: Tensor) -> Tensor:
+        """Feature-aggregation tokens (B, t, H, W, C) of image features (B, C_f, H, W) and
+        class embeddings (B, t, P, C_f): the image term broadcast over classes and vice versa."""
+        image = F.normalize(image_feats, dim=1).permute(0, 2, 3, 1)[:, None]  # (B, 1, H, W, C)
+        text = F.normalize(text_embeds.mean(dim=2), dim=-1)[:, :, None, None]  # (B, t, 1, 1, C)
+        return self.feature_embed(image, text)
 
     def _chunk_size(self, cost_shape) -> int:
         """Classes per chunk for a cost volume (B, P, T, H, W)."""
@@ -185,10 +239,11 @@ class CATSegHead(BaseDecodeHead):
             text_embeds = F.normalize(gather_classes(text_embeds, kept), dim=-1)
             cost = cosine_cost(image_feats, text_embeds)
         chunks = class_chunks(cost.shape[2], self._chunk_size(cost.shape))
-        batch, _, classes, height, width = cost.shape
-        x = cost.new_empty(batch, classes, height, width, self.channels)       # (B, T, H, W, C)
-        for chunk in chunks:
-            x[:, chunk] = self.cost_embed(cost[:, :, chunk])
+        if self.detach_cost:
+            cost = cost.detach()
+        x = torch.cat([self.cost_embed(cost[:, :, c]) if self.feature_embed is None
+                       else self._embed_features(image_feats, text_embeds[:, c])
+                       for c in chunks], dim=1)                                 # (B, T, H, W, C)
 
         spatial = None
         if self.spatial_guidance_proj is not None:

@@ -1,4 +1,5 @@
 """CLIP image encoder with dense output for the cost volume (paper §3.2; fixture README §4)."""
+import math
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
@@ -51,6 +52,10 @@ class CATSegCLIPImageEncoder(BaseModule):
         guidance_layers (Sequence[int]): 0-based blocks whose outputs are returned as
             intermediates, e.g. (3, 7) for ViT-B/16 (official cat_seg_model.py).
         dense_residual (str): 'cls' or 'token', see above. Defaults to 'cls'.
+        vpt_prompts (int): Learnable prompt tokens per block, VPT-deep (Jia et al., ECCV 2022;
+            v1 Table 3): each attention block sees its own prompts after the CLS token, which
+            are dropped after the block, so the patch grid and every output are unchanged.
+            0 (default) disables them; ``finetune_policy='vpt'`` trains only them.
         pretrained (str, optional): Local CLIP weights (open_clip / OpenAI state dict, full model
             or visual tower), loaded with ``weights_only=True``. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
@@ -67,6 +72,7 @@ class CATSegCLIPImageEncoder(BaseModule):
                  img_size: int = 384,
                  guidance_layers: Sequence[int] = (3, 7),
                  dense_residual: str = 'cls',
+                 vpt_prompts: int = 0,
                  pretrained: Optional[str] = None,
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg=init_cfg)
@@ -97,6 +103,14 @@ class CATSegCLIPImageEncoder(BaseModule):
         self.transformer = split_qkv_(vit.transformer)
         self.ln_post, self.proj = vit.ln_post, vit.proj
         self.pretrain_grid = vit.grid_size
+        if vpt_prompts < 0:
+            raise ValueError(f'vpt_prompts={vpt_prompts} must be >= 0')
+        self.vpt_prompts = None
+        if vpt_prompts:
+            # VPT's initialisation: uniform in +-sqrt(6 / (3 * patch**2 + width)).
+            bound = math.sqrt(6 / (3 * cfg['patch_size'] ** 2 + cfg['embed_dims']))
+            self.vpt_prompts = nn.Parameter(torch.empty(
+                cfg['num_layers'] - 1, vpt_prompts, cfg['embed_dims']).uniform_(-bound, bound))
         if pretrained is not None:
             load_clip_tower(self, pretrained, tower='visual')
 
@@ -130,7 +144,14 @@ class CATSegCLIPImageEncoder(BaseModule):
         blocks = self.transformer.resblocks
         intermediates = []
         for index, block in enumerate(blocks):
-            x = self._dense_block(block, x) if index == len(blocks) - 1 else block(x)
+            if index == len(blocks) - 1:   # token-wise: prompts could not change it
+                x = self._dense_block(block, x)
+            elif self.vpt_prompts is not None:
+                prompts = self.vpt_prompts[index].to(x.dtype).expand(x.shape[0], -1, -1)
+                x = block(torch.cat([x[:, :1], prompts, x[:, 1:]], dim=1))
+                x = torch.cat([x[:, :1], x[:, 1 + prompts.shape[1]:]], dim=1)
+            else:
+                x = block(x)
             if index in self.guidance_layers:
                 intermediates.append(self._to_map(x, grid))
         dense = self.ln_post(x) @ self.proj

@@ -30,8 +30,10 @@ FINETUNE_POLICIES: Dict[str, Tuple[str, ...]] = {
         'backbone.transformer.resblocks.*.attn.*',
         'backbone.positional_embedding',
     ),
-    # Table 3 rows "Freeze" and "Full fine-tuning".
+    # Table 3 rows "Freeze", "VPT-deep" (the prompts of CATSegCLIPImageEncoder(vpt_prompts=N))
+    # and "Full fine-tuning".
     'frozen': (),
+    'vpt': ('backbone.vpt_prompts',),
     'full': ('backbone.*', 'text_encoder.*'),
 }
 

@@ -129,13 +129,13 @@ class CATSegBackboneGuidance(BaseModule):
 
         Returns:
             Guidance: ``spatial`` = the coarsest stage, ``decoder`` = the finer ones, coarse to
-            fine.
+            fine (none when the backbone gives one stage).
         """
         x = images * self.scale + self.shift
         if tuple(x.shape[-2:]) != self.img_size:
             x = F.interpolate(x, size=self.img_size, mode='bilinear', align_corners=False)
         stages = tuple(self.backbone(x))
-        if len(stages) < 2:
-            raise ValueError(f'the guidance backbone returned {len(stages)} stage(s); set its '
-                             'out_indices to at least two stages, fine to coarse')
+        if not stages:
+            raise ValueError('the guidance backbone returned no stage; set its out_indices')
+        # One stage only: no decoder guidance (the "no upsampling decoder" ablation).
         return Guidance(spatial=stages[-1], decoder=stages[-2::-1])

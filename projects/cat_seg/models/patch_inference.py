@@ -4,7 +4,7 @@ The official evaluation (fixture README §9) resizes the image to 640x640, runs 
 stride 256 and the whole image resized to 384x384, turns each view's logits into probabilities at
 crop resolution, averages the overlapping windows and finally averages local and global maps.
 """
-from typing import Callable, List, Tuple
+from typing import Callable, Iterator, List, NamedTuple, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,14 +29,32 @@ def window_offsets(size: Tuple[int, int], crop_size: Tuple[int, int],
             for x in starts(size[1], crop_size[1], stride[1])]
 
 
-def patch_inference(images: Tensor,
-                    logits_fn: Callable[[Tensor], Tensor],
-                    crop_size: Tuple[int, int],
-                    stride: Tuple[int, int],
-                    resize_to: Tuple[int, int],
-                    with_global_view: bool = True,
-                    class_chunk_size: int = 64) -> Tensor:
-    """Class probabilities of a batch by overlapping windows (+ a global view).
+class PatchLogits(NamedTuple):
+    """The views' logits of a batch and how to merge them.
+
+    Attributes:
+        logits (Tensor): (V, B, T, h, w), views in window order, the global view last.
+        offsets (list): Top-left (y, x) of each window in the resized image.
+        count (Tensor): (1, 1, *resize_to), windows covering each pixel.
+        crop_size, resize_to (tuple[int, int]): As given to :func:`patch_logits`.
+        with_global_view (bool): Whether the last view is the global one.
+    """
+
+    logits: Tensor
+    offsets: List[Tuple[int, int]]
+    count: Tensor
+    crop_size: Tuple[int, int]
+    resize_to: Tuple[int, int]
+    with_global_view: bool
+
+
+def patch_logits(images: Tensor,
+                 logits_fn: Callable[[Tensor], Tensor],
+                 crop_size: Tuple[int, int],
+                 stride: Tuple[int, int],
+                 resize_to: Tuple[int, int],
+                 with_global_view: bool = True) -> PatchLogits:
+    """Logits of every view of a batch, in one call of ``logits_fn``.
 
     Args:
         images (Tensor): Normalised images, (B, 3, H, W), any H, W.
@@ -46,11 +64,6 @@ def patch_inference(images: Tensor,
         resize_to (tuple[int, int]): Size the image is resized to before windowing, e.g. (640, 640).
         with_global_view (bool): Add the whole image resized to ``crop_size`` as one more view and
             average its map with the windows' map. Defaults to True.
-        class_chunk_size (int): Classes upsampled and merged at a time; the crop-resolution
-            probabilities of every view never exist at once for all classes. Defaults to 64.
-
-    Returns:
-        Tensor: Probabilities in [0, 1], (B, T, *resize_to).
     """
     batch_size = images.shape[0]
     resized = F.interpolate(images, size=resize_to, mode='bilinear', align_corners=False)
@@ -64,12 +77,35 @@ def patch_inference(images: Tensor,
     count = logits.new_zeros((1, 1, *resize_to))
     for y, x in offsets:
         count[:, :, y:y + crop_size[0], x:x + crop_size[1]] += 1
-    fused = logits.new_empty((batch_size, logits.shape[2], *resize_to))
+    return PatchLogits(logits, offsets, count, tuple(crop_size), tuple(resize_to),
+                       with_global_view)
+
+
+def fused_chunks(patches: PatchLogits, class_chunk_size: int = 64) -> Iterator[Tensor]:
+    """Fused probabilities (B, t, *resize_to) of ``class_chunk_size`` classes at a time, so the
+    crop-resolution maps of every view, or the fused maps of every class, never exist at once."""
+    logits = patches.logits.float()
     for start in range(0, logits.shape[2], class_chunk_size):
-        chunk = slice(start, start + class_chunk_size)
-        fused[:, chunk] = _merge_views(logits[:, :, chunk], offsets, count, crop_size, resize_to,
-                                       with_global_view)
-    return fused
+        yield _merge_views(logits[:, :, start:start + class_chunk_size], patches.offsets,
+                           patches.count.float(), patches.crop_size, patches.resize_to,
+                           patches.with_global_view)
+
+
+def patch_inference(images: Tensor,
+                    logits_fn: Callable[[Tensor], Tensor],
+                    crop_size: Tuple[int, int],
+                    stride: Tuple[int, int],
+                    resize_to: Tuple[int, int],
+                    with_global_view: bool = True,
+                    class_chunk_size: int = 64) -> Tensor:
+    """Class probabilities of a batch by overlapping windows (+ a global view): the arguments
+    of :func:`patch_logits`, merged by :func:`fused_chunks`.
+
+    Returns:
+        Tensor: Probabilities in [0, 1], (B, T, *resize_to).
+    """
+    patches = patch_logits(images, logits_fn, crop_size, stride, resize_to, with_global_view)
+    return torch.cat(list(fused_chunks(patches, class_chunk_size)), dim=1)
 
 
 def _merge_views(logits: Tensor, offsets: List[Tuple[int, int]], count: Tensor,

@@ -62,7 +62,9 @@ class UpsamplingDecoder(nn.Module):
 
     Args:
         in_channels (int): Channels of the aggregated cost embedding (d_F).
-        channels (Sequence[int]): Output channels of each stage, e.g. (64, 32).
+        channels (Sequence[int]): Output channels of each stage, e.g. (64, 32); empty for the
+            "no upsampling decoder" ablation (v1 Table 10): the classifier then runs on the
+            aggregated cost at its own resolution and the segmentor upsamples its output.
         guidance_channels (Sequence[int]): Input channels of each stage's guidance, coarse to
             fine, e.g. (256, 128).
         guidance_proj_channels (Sequence[int]): Projected guidance channels, e.g. (32, 16).
@@ -84,12 +86,12 @@ class UpsamplingDecoder(nn.Module):
         self.stages = nn.ModuleList(
             UpsamplingStage(c_in, c_out, c_g, channels_per_group)
             for c_in, c_out, c_g in zip(stage_in, channels, guidance_proj_channels))
-        self.cls_conv = nn.Conv2d(channels[-1], 1, 3, padding=1)
+        self.cls_conv = nn.Conv2d(channels[-1] if channels else in_channels, 1, 3, padding=1)
 
     def guidance_terms(self, guidance: Sequence[Tensor]) -> List[Optional[Tensor]]:
         """Each stage's guidance contribution (projection, then its share of the stage's first
         convolution), computed once per image for all classes (and class chunks)."""
-        if len(guidance) != len(self.stages):
+        if self.stages and len(guidance) != len(self.stages):   # no stages: guidance unused
             raise ValueError(f'the decoder has {len(self.stages)} stages but got '
                              f'{len(guidance)} guidance maps')
         return [stage.guidance_term(proj(level))
