@@ -10,3 +10,8 @@ test_pipeline = [
     dict(type='LoadCATSegAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# Shared by every benchmark, which adds its dataset (type, data_root, data_prefix, ann_file).
+test_dataloader = dict(
+    batch_size=1, num_workers=2, sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(pipeline=test_pipeline))
+test_evaluator = dict(type='CATSegIoUMetric', iou_metrics=['mIoU'])

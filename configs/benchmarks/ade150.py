@@ -1,9 +1,5 @@
 # ADEChallengeData2016 validation (mmseg layout), 150 classes.
 _base_ = ['./_sliding.py']
-test_dataloader = dict(
-    batch_size=1, num_workers=2, sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='ADE20KDataset', data_root='data/ade/ADEChallengeData2016',
-                 data_prefix=dict(img_path='images/validation',
-                                  seg_map_path='annotations/validation'),
-                 pipeline={{_base_.test_pipeline}}))
-test_evaluator = dict(type='CATSegIoUMetric', iou_metrics=['mIoU'])
+test_dataloader = dict(dataset=dict(
+    type='ADE20KDataset', data_root='data/ade/ADEChallengeData2016',
+    data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation')))
