@@ -1,6 +1,7 @@
 """Helpers shared by the tests: paths, parity fixture loading, synthetic data, tiny models."""
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -138,13 +139,21 @@ def raw_batch(sizes=((70, 90), (70, 90)), with_labels=False):
     return dict(inputs=images, data_samples=samples)
 
 
-def run_tool(args, cwd, timeout=300):
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a rendezvous that must not collide with another
+    run on the same machine (torchrun's default 29500 may be taken)."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def run_tool(args, cwd, timeout=300, env=None):
     """Run a command-line tool from an unrelated working directory, as a user would.
 
     Returns:
         tuple: the ``CompletedProcess`` and its stdout + stderr.
     """
-    env = dict(os.environ, PYTHON=sys.executable)
+    env = dict(os.environ, PYTHON=sys.executable, **(env or {}))
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                             env=env)
     return result, result.stdout + result.stderr

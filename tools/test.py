@@ -35,7 +35,9 @@ def apply_benchmark(cfg: Config, path: str) -> None:
     benchmark = Config.fromfile(path)
     cfg.test_dataloader = benchmark.test_dataloader
     cfg.test_evaluator = benchmark.test_evaluator
-    cfg.model.test_cfg = benchmark.model_test_cfg
+    # An ablation of the inference itself (e.g. whole-image at 384 px) keeps its own mode.
+    if not cfg.get('keep_model_test_cfg', False):
+        cfg.model.test_cfg = benchmark.model_test_cfg
 
 
 def build_config(args: argparse.Namespace) -> Config:

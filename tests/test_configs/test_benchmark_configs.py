@@ -38,3 +38,14 @@ def test_missing_benchmark_file_is_named(tmp_path):
                                  '--benchmark', 'nope.py'])
     with pytest.raises(FileNotFoundError, match="benchmark config 'nope.py' does not exist"):
         test_tool.build_config(args)
+
+
+def test_an_inference_ablation_keeps_its_mode_under_a_benchmark(tmp_path):
+    checkpoint = tmp_path / 'ckpt.pth'
+    checkpoint.write_bytes(b'')
+    config = REPO_ROOT / 'configs' / 'paper' / 'ablations' / 't9_training_resolution_inference.py'
+    args = test_tool.parse_args([str(config), str(checkpoint), '--benchmark',
+                                 str(REPO_ROOT / 'configs' / 'benchmarks' / 'ade150.py')])
+    cfg = test_tool.build_config(args)
+    assert cfg.test_dataloader.dataset.type == 'ADE20KDataset'
+    assert cfg.model.test_cfg == dict(mode='whole')

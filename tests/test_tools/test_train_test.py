@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from catseg_testing import REPO_ROOT, TINY_CONFIG, run_tool as run, write_synthetic_dataset
+from catseg_testing import (REPO_ROOT, TINY_CONFIG, free_port, run_tool as run,
+                            write_synthetic_dataset)
 
 TOOLS = REPO_ROOT / 'tools'
 
@@ -69,7 +70,7 @@ def test_dist_train_runs_two_processes(tmp_path):
     result, log = run(['bash', str(TOOLS / 'dist_train.sh'), str(TINY_CONFIG), '2',
                        '--work-dir', str(work_dir), *data_options(data),
                        'train_cfg.max_iters=2', 'train_cfg.val_interval=2'], cwd=tmp_path,
-                      timeout=600)
+                      timeout=600, env=dict(PORT=str(free_port())))
     assert result.returncode == 0, log[-3000:]
     assert re.search(r'Distributed launcher: pytorch\s+Distributed training: True\s+'
                      r'GPU number: 2', log)

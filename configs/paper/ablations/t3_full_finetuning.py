@@ -1,3 +1,3 @@
-# v1 Table 3: full fine-tuning of both CLIP encoders.
+# v1 Table 3: full fine-tuning of the CLIP image encoder (v1 keeps the text encoder frozen).
 _base_ = ['../catseg_vitb_r101.py']
-model = dict(finetune_policy='full')
+model = dict(finetune_policy='full_image')

@@ -34,6 +34,8 @@ FINETUNE_POLICIES: Dict[str, Tuple[str, ...]] = {
     # and "Full fine-tuning".
     'frozen': (),
     'vpt': ('backbone.vpt_prompts',),
+    # v1 keeps the text encoder frozen throughout, so its "full fine-tuning" is the image encoder.
+    'full_image': ('backbone.*',),
     'full': ('backbone.*', 'text_encoder.*'),
 }
 
