@@ -118,8 +118,9 @@ class CATSegHead(BaseDecodeHead):
             ``DROPPED_CLASS_LOGIT`` (release). 0 disables both. Defaults to 256.
         keep_all_classes (bool): Never drop classes: vocabularies longer than ``pad_len`` are
             aggregated whole (exact; the release's cut stays the default for parity).
-        layer_types (Sequence[str]): What each layer does, in order, from ``LAYER_TYPES``.
-            Defaults to ('spatial', 'class'); the v1 ablations use ('spatial',) and ('joint',).
+        layer_types (Sequence[str]): Which aggregations each layer runs, from ``LAYER_TYPES``;
+            they always run in that order. Defaults to ('spatial', 'class'); the v1 ablations
+            use ('spatial',) and ('joint',).
         aggregate (str): 'cost' (CAT-Seg) or 'features': the feature-aggregation baseline of
             v1 Tables 2 and 7, whose tokens are a linear embedding of the concatenated image
             feature and class text embedding instead of the cost slices. Defaults to 'cost'.
@@ -180,7 +181,7 @@ class CATSegHead(BaseDecodeHead):
                              f'of {list(LAYER_TYPES)}')
         if aggregate not in ('cost', 'features'):
             raise ValueError(f"aggregate={aggregate!r} is not one of ['cost', 'features']")
-        self.aggregate, self.detach_cost = aggregate, detach_cost
+        self.detach_cost = detach_cost
         self.mlp_ratio = mlp_ratio
         self.pad_len, self.keep_all_classes = pad_len, keep_all_classes
         self.class_chunk_size = class_chunk_size
