@@ -37,3 +37,15 @@ def test_a_weights_file_that_is_not_a_state_dict(tmp_path):
     torch.save([torch.zeros(1)], path)
     with pytest.raises(ValueError, match="list.pth' holds a list, not a state dict"):
         load_weights_file(str(path))
+
+
+def test_label_map_ids_that_do_not_fit_the_png_are_named(tmp_path):
+    from cat_seg.datasets import save_label_map
+    with pytest.raises(ValueError, match=r"holds ids 0..300, which do not fit a uint8 PNG"):
+        save_label_map(np.array([[0, 300]]), 3, tmp_path / 'labels.png')
+
+
+def test_checkpoint_url_without_a_file_name_is_named():
+    from cat_seg.checkpoint import fetch_checkpoint
+    with pytest.raises(ValueError, match="checkpoint URL 'https://host/' does not end with a file"):
+        fetch_checkpoint('https://host/')
