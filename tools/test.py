@@ -6,10 +6,10 @@
 import argparse
 import json
 import os.path as osp
-import sys
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
-from cat_seg.runtime import add_runner_arguments, load_runner_config, main_guard
+from cat_seg.runtime import (add_runner_arguments, exit_tool, load_runner_config,
+                             main_guard)
 from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.runner import Runner
@@ -67,4 +67,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_tool(main)

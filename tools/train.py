@@ -3,10 +3,10 @@
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v]
 """
 import argparse
-import sys
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
-from cat_seg.runtime import add_runner_arguments, load_runner_config, main_guard
+from cat_seg.runtime import (add_runner_arguments, exit_tool, load_runner_config,
+                             main_guard)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -41,4 +41,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_tool(main)
