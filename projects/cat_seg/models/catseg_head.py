@@ -10,7 +10,7 @@ from mmseg.utils import ConfigType
 from torch import Tensor, nn
 
 from .class_aggregation import ClassAggregation
-from .class_chunks import class_chunks, update_chunks
+from .class_chunks import chunk_of, class_chunks, update_chunks
 from .cost_volume import (CostEmbedding, cosine_cost, gather_classes, scatter_classes,
                           select_classes)
 from .guidance import Guidance
@@ -75,7 +75,7 @@ class AggregatorLayer(nn.Module):
         # x is the head's own buffer: a large one is updated in place.
         inplace = x.numel() * x.element_size() > IN_PLACE_MIN_BYTES
         if self.spatial_agg is not None:
-            x = update_chunks(x, chunks, lambda c: self.spatial_agg(x[:, c], spatial_guidance),
+            x = update_chunks(x, chunks, lambda c: self.spatial_agg(chunk_of(x, c), spatial_guidance),
                               inplace)
         if self.class_agg is not None:
             x = self.class_agg(x, text_guidance, pool_size, chunks[0].stop - chunks[0].start,
@@ -257,8 +257,9 @@ class CATSegHead(BaseDecodeHead):
             x = layer(x, spatial, text, pool_size, chunks)
 
         terms = self.decoder.guidance_terms(guidance.decoder)   # once, for every chunk
-        logits = torch.cat([self.decoder(x[:, c].permute(0, 1, 4, 2, 3), guidance.decoder, terms)
-                            for c in chunks], dim=1)
+        logits = torch.cat([
+            self.decoder(chunk_of(x, c).permute(0, 1, 4, 2, 3), guidance.decoder, terms)
+            for c in chunks], dim=1)
         if kept is not None:
             logits = scatter_classes(logits, kept, num_classes, DROPPED_CLASS_LOGIT)
         return logits

@@ -10,6 +10,17 @@ def class_chunks(num_classes: int, size: int) -> List[slice]:
     return [slice(start, start + size) for start in range(0, num_classes, size)]
 
 
+def chunk_of(x: Tensor, chunk: slice) -> Tensor:
+    """Classes ``chunk`` of x (B, T, ...) as a contiguous (B, t, ...) tensor.
+
+    For B > 1 (the views of a sliding-window inference) the slice is strided across images. A
+    contiguous copy (a few MiB) lets (B, t) flatten as a view, and the decoder's convolutions
+    then see channels-last input, which oneDNN runs far faster: 5 views x 100 classes of the
+    ViT-B decoder took 5.9 s on the strided slices and 3.3 s on copies. For B = 1 it is a no-op.
+    """
+    return x[:, chunk].contiguous()
+
+
 def update_chunks(x: Tensor, chunks: Sequence[slice], fn: Callable[[slice], Tensor],
                   inplace: bool = False) -> Tensor:
     """``fn(c)`` for each class chunk ``c`` of x (B, T, ...), concatenated into a new tensor.
