@@ -37,8 +37,8 @@ def run_tool_script(distributed: bool, end: str):
 @pytest.mark.parametrize('distributed, end, status', [
     (True, 'return 3', 3), (True, 'raise SystemExit(2)', 2), (True, 'return None', 0),
     (False, 'return 3', 3)])
-def test_the_tool_exits_with_the_status_of_main_and_its_output_flushed(distributed, end,
-                                                                      status):
+def test_the_tool_exits_with_the_status_of_main_and_its_output_flushed(
+        distributed, end, status):
     result = run_tool_script(distributed, end)
     assert result.returncode == status, result.stderr
     assert result.stdout == 'work done\n'

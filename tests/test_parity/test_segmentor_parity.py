@@ -1,5 +1,4 @@
 """End-to-end parity of the CATSeg segmentor with the official code (shared fixture README)."""
-import pytest
 import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample

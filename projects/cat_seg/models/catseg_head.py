@@ -75,8 +75,8 @@ class AggregatorLayer(nn.Module):
         # x is the head's own buffer: a large one is updated in place.
         inplace = x.numel() * x.element_size() > IN_PLACE_MIN_BYTES
         if self.spatial_agg is not None:
-            x = update_chunks(x, chunks, lambda c: self.spatial_agg(chunk_of(x, c), spatial_guidance),
-                              inplace)
+            x = update_chunks(x, chunks,
+                              lambda c: self.spatial_agg(chunk_of(x, c), spatial_guidance), inplace)
         if self.class_agg is not None:
             x = self.class_agg(x, text_guidance, pool_size, chunks[0].stop - chunks[0].start,
                                inplace)
