@@ -10,7 +10,6 @@ from catseg_testing import free_port
 # A tool whose main prints, runs one collective in a real gloo group (or none) and returns or
 # raises; stdout is a pipe, so its last line is only seen when exit_tool flushes it.
 TOOL = textwrap.dedent('''
-    import sys
     import torch
     import torch.distributed as dist
     from cat_seg.runtime import exit_tool

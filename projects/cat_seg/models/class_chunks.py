@@ -16,7 +16,8 @@ def chunk_of(x: Tensor, chunk: slice) -> Tensor:
     For B > 1 (the views of a sliding-window inference) the slice is strided across images. A
     contiguous copy (a few MiB) lets (B, t) flatten as a view, and the decoder's convolutions
     then see channels-last input, which oneDNN runs far faster: 5 views x 100 classes of the
-    ViT-B decoder took 5.9 s on the strided slices and 3.3 s on copies. For B = 1 it is a no-op.
+    ViT-B decoder took 5.9 s on the strided slices and 3.3 s on copies (spatial aggregation:
+    2.85 s -> 2.69 s). For B = 1 it is a no-op.
     """
     return x[:, chunk].contiguous()
 
