@@ -131,15 +131,25 @@ def test_spatial_aggregation_rejects_grids_the_window_does_not_divide():
         block(torch.randn(1, 2, 8, 10, 16), torch.randn(1, 8, 10, 8))
 
 
-def test_decoder_without_concatenation_equals_concatenation():
+@pytest.mark.parametrize('height,width', [(4, 4), (3, 5), (1, 2)])
+def test_decoder_stage_equals_upsampling_then_concatenation(height, width):
+    """The fused 2x2 kernel and the broadcast guidance term give the official stage's output
+    and parameter gradients (transposed conv, concatenated guidance, 3x3 conv)."""
     torch.manual_seed(0)
-    stage = UpsamplingStage(16, 16, 4).eval()
-    x, guidance = torch.randn(2, 3, 16, 4, 4), torch.randn(2, 4, 8, 8)
-    up = stage.up(x.flatten(0, 1))
-    concat = torch.cat([up, guidance.repeat_interleave(3, 0)], 1)
-    with torch.no_grad():
-        out = stage(x, stage.guidance_term(guidance))
-    torch.testing.assert_close(out.flatten(0, 1), stage.convs(concat), atol=1e-5, rtol=1e-5)
+    stage = UpsamplingStage(16, 16, 4)
+    x = torch.randn(2, 3, 16, height, width)
+    guidance = torch.randn(2, 4, 2 * height, 2 * width)
+    params = [stage.up.weight, stage.up.bias, stage.convs[0].weight]
+
+    concat = torch.cat([stage.up(x.flatten(0, 1)), guidance.repeat_interleave(3, 0)], 1)
+    expected = stage.convs(concat)
+    expected_grads = torch.autograd.grad(expected.square().sum(), params)
+    out = stage(x, stage.guidance_term(guidance)).flatten(0, 1)
+    grads = torch.autograd.grad(out.square().sum(), params)
+
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize('kwargs,message', [

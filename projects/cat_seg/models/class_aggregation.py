@@ -19,8 +19,13 @@ LINEAR_ATTENTION_EPS = 1e-6   # official LinearAttention eps
 
 
 def feature_map(x: Tensor) -> Tensor:
-    """Positive feature map of linear attention, elu(x) + 1 (Katharopoulos et al., 2020)."""
-    return F.elu(x) + 1
+    """Positive feature map of linear attention, elu(x) + 1 (Katharopoulos et al., 2020).
+
+    Written as exp(min(x, 0)) + max(x, 0), the same function: torch's CPU ELU calls a scalar
+    expm1 while exp is vectorised, so on (1, 20, 24, 24, 4, 32) this takes 1.2-2 ms instead of
+    8 ms, and the values differ by at most 6e-8 (exp(x) is the more accurate form for x < 0).
+    """
+    return torch.exp(x.clamp(max=0)) + F.relu(x)
 
 
 class ClassAggregation(nn.Module):
@@ -46,7 +51,8 @@ class ClassAggregation(nn.Module):
         self.attn.v = nn.Linear(embed_dims, embed_dims)
         self.norm2 = nn.LayerNorm(embed_dims)
         hidden = int(embed_dims * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(),
+        # In place: the hidden layer (the largest temporary) is then allocated once, not twice.
+        self.mlp = nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, embed_dims))
         self.padding_tokens = nn.Parameter(torch.zeros(1, 1, embed_dims)) if pad_len else None
         self.padding_guidance = (nn.Parameter(torch.zeros(1, 1, guidance_channels))

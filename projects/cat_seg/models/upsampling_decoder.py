@@ -1,18 +1,77 @@
 """Upsampling decoder (paper §3.4): per-class 2x stages fed with higher-resolution guidance."""
 from typing import List, Optional, Sequence
 
+import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch import Tensor, nn
+
+
+def _parity_taps() -> Tensor:
+    """Where each tap of a 3x3 convolution (padding 1) on a 2x-upsampled grid reads.
+
+    Output row 2i + a, tap d reads upsampled row 2i + a + d - 1, which is low-resolution row
+    i + a - 1 + t at kernel row p of the stride-2 transposed convolution.
+
+    Returns:
+        Tensor: S[a, d, t, p] (2, 3, 2, 2), 1 where (a, d) reads (t, p), else 0.
+    """
+    taps = torch.zeros(2, 3, 2, 2)
+    for parity in range(2):
+        for tap in range(3):
+            taps[parity, tap, (parity + tap + 1) // 2 - parity, (parity + tap + 1) % 2] = 1
+    return taps
+
+
+def fuse_upsampling(up_weight: Tensor, conv_weight: Tensor) -> Tensor:
+    """A stride-2 2x2 transposed convolution followed by a 3x3 convolution, as one 2x2 one.
+
+    Both are linear with nothing between them, so their composition is a convolution on the
+    low-resolution grid: per output parity (a, b) a 2x2 kernel over rows i + a - 1 .. i + a.
+
+    Args:
+        up_weight (Tensor): Transposed convolution weight, (C_in, C_u, 2, 2).
+        conv_weight (Tensor): 3x3 convolution weight over its output, (C_out, C_u, 3, 3).
+
+    Returns:
+        Tensor: (4 * C_out, C_in, 2, 2) for ``F.conv2d(x, w, padding=1)``; output channel
+        (a, b, o) at (i + a, j + b) is channel o of output pixel (2i + a, 2j + b).
+    """
+    taps = _parity_taps().to(conv_weight)
+    fused = torch.einsum('AYip,BXjq,ouYX,cupq->ABocij', taps, taps, conv_weight, up_weight)
+    return fused.flatten(0, 2)
+
+
+def interleave_parities(y: Tensor, height: int, width: int) -> Tensor:
+    """(N, 4 * C, H + 1, W + 1) parity outputs of a fused kernel -> (N, C, 2H, 2W).
+
+    Output pixel (2i + a, 2j + b) is y[:, (a, b, :), i + a, j + b]: one strided view of y read
+    by a single copy. The result is channels-last in memory, the layout oneDNN runs fastest on.
+    """
+    y = y.contiguous(memory_format=torch.channels_last)           # (N, H+1, W+1, a, b, C)
+    batch, channels = y.shape[0], y.shape[1] // 4
+    row, col = y.stride(2), y.stride(3)
+    parities = y.as_strided(
+        (batch, height, 2, width, 2, channels),
+        (y.stride(0), row, row + 2 * channels, col, col + channels, 1))  # (N, i, a, j, b, C)
+    out = torch.empty_like(parities, memory_format=torch.contiguous_format).copy_(parities)
+    return out.flatten(1, 2).flatten(2, 3).permute(0, 3, 1, 2)
 
 
 class UpsamplingStage(nn.Module):
     """ConvTranspose 2x, concatenated guidance, then [Conv3x3 -> GroupNorm -> ReLU] x 2.
 
     The transposed convolution outputs ``in_channels - guidance_channels`` so that the
-    concatenation has ``in_channels`` channels again (official ``Up``). The first convolution's
-    weight is applied to the class features and the guidance separately, so the guidance (shared
-    by all classes of an image) is convolved once and broadcast, never repeated per class.
+    concatenation has ``in_channels`` channels again (official ``Up``). Its parameters and those
+    of the first convolution keep the official layout, but they are applied differently, with the
+    same result (up to float rounding):
+
+    - the first convolution's weight is split between the class features and the guidance; the
+      guidance (shared by all classes of an image) is convolved once and broadcast, never
+      repeated per class;
+    - the transposed convolution and the class part of the first convolution are one 2x2
+      convolution on the low-resolution grid (:func:`fuse_upsampling`): half the FLOPs of the
+      two (ViT-B, per class: 311 -> 164 MFLOP in stage 1, 311 -> 157 in stage 2).
 
     Args:
         in_channels (int): Input channels.
@@ -48,12 +107,19 @@ class UpsamplingStage(nn.Module):
 
     def forward(self, x: Tensor, guidance_term: Optional[Tensor]) -> Tensor:
         """Class features (B, T, C_in, H, W) and ``guidance_term()`` -> (B, T, C_out, 2H, 2W)."""
-        batch, classes = x.shape[:2]
-        x = self.up(x.flatten(0, 1))
-        weight = self.convs[0].weight[:, :x.shape[1]]
-        x = F.conv2d(x, weight, padding=1).unflatten(0, (batch, classes))
+        batch, classes, _, height, width = x.shape
+        conv_weight = self.convs[0].weight[:, :self.up.out_channels]
+        y = F.conv2d(x.flatten(0, 1), fuse_upsampling(self.up.weight, conv_weight), padding=1)
+        x = interleave_parities(y, height, width).unflatten(0, (batch, classes))
+        # The transposed convolution's bias, through the 3x3 convolution with its zero padding:
+        # the same fused kernel applied to an all-ones input with a single channel.
+        bias_weight = fuse_upsampling(self.up.bias[None, :, None, None].expand(1, -1, 2, 2),
+                                      conv_weight)
+        ones = x.new_ones(1, 1, height, width)
+        term = interleave_parities(F.conv2d(ones, bias_weight, padding=1), height, width)
         if guidance_term is not None:
-            x = x + guidance_term[:, None]
+            term = term + guidance_term
+        x.add_(term[:, None])   # x is a new tensor: in place saves a copy of it
         return self.convs[1:](x.flatten(0, 1)).unflatten(0, (batch, classes))
 
 
