@@ -41,15 +41,51 @@ def partition(x: Tensor, window: int) -> Tensor:
     return x.transpose(2, 3).reshape(batch * classes, -1, window * window, channels)
 
 
-def merge(windows: Tensor, shape: Tuple[int, ...], window: int) -> Tensor:
-    """Inverse of :func:`partition` back to ``shape`` (B, T, H, W, C)."""
-    batch, classes, height, width, channels = shape
-    x = windows.view(batch * classes, height // window, width // window, window, window, channels)
-    return x.transpose(2, 3).reshape(shape)
+TokenOrder = Optional[Tuple[int, int]]   # None: row-major pixels; (window, shift): window-major
+
+
+@lru_cache(maxsize=16)
+def window_order(height: int, width: int, window: int, shift: int) -> Tensor:
+    """Pixels of the grid cyclically shifted by -shift, listed window by window.
+
+    Returns:
+        Tensor: (H * W,) int64; entry i is the row-major pixel index of window-ordered token i.
+    """
+    pixels = torch.arange(height * width).view(1, 1, height, width, 1)
+    if shift:
+        pixels = pixels.roll((-shift, -shift), dims=(2, 3))
+    return partition(pixels, window).flatten()
+
+
+@lru_cache(maxsize=32)
+def token_reorder(height: int, width: int, source: TokenOrder,
+                  target: TokenOrder) -> Optional[Tensor]:
+    """Index taking tokens from the ``source`` to the ``target`` order; None if they agree."""
+    def pixels(order: TokenOrder) -> Tensor:
+        return (torch.arange(height * width) if order is None
+                else window_order(height, width, *order))
+
+    source_pixels, target_pixels = pixels(source), pixels(target)
+    position = torch.empty_like(source_pixels)
+    position[source_pixels] = torch.arange(source_pixels.numel())
+    index = position[target_pixels]
+    return None if torch.equal(index, torch.arange(index.numel())) else index
+
+
+def reorder(tokens: Optional[Tensor], index: Optional[Tensor]) -> Optional[Tensor]:
+    """Tokens (B, T, L, C) gathered along L by ``token_reorder``'s index (None: unchanged)."""
+    if tokens is None or index is None:
+        return tokens
+    return tokens.index_select(2, index.to(tokens.device))
 
 
 class GuidedWindowBlock(nn.Module):
     """Pre-norm Swin block whose queries and keys also see the guidance.
+
+    It runs on tokens already in its window order (see :meth:`token_order`): the roll and the
+    window partition are a permutation of tokens, and every layer but the attention acts on
+    each token alone, so the permutation is applied once to the block's input instead of to
+    q, k and v and inverted on the output.
 
     Args:
         embed_dims (int): C.
@@ -73,43 +109,48 @@ class GuidedWindowBlock(nn.Module):
         self.norm2 = nn.LayerNorm(embed_dims)
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), act_layer=nn.GELU)
 
-    def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
-        """Tokens (B, T, H, W, C) with guidance (B, H, W, C_g) -> (B, T, H, W, C)."""
-        height, width = x.shape[2:4]
+    def token_order(self, height: int, width: int) -> Tuple[int, int]:
+        """(window, shift) on a height x width grid, the order :meth:`forward` expects."""
         # As in the release, a grid no larger than the window is one unshifted window.
         window = min(self.window_size, height, width)
         shift = self.shift if min(height, width) > self.window_size else 0
         if height % window or width % window:
             raise ValueError(f'the cost grid {height}x{width} is not divisible by the window '
                              f'size {window}; choose window_size dividing both sides')
+        return window, shift
+
+    def forward(self, x: Tensor, guidance: Optional[Tensor], window: int,
+                mask: Optional[Tensor]) -> Tensor:
+        """One block.
+
+        Args:
+            x (Tensor): Tokens in window order, (B, T, nW * window**2, C).
+            guidance (Tensor, optional): Guidance in the same order, (B, 1, nW * window**2, C_g).
+            window (int): Window side.
+            mask (Tensor, optional): Additive shift mask, (nW, window**2, window**2).
+
+        Returns:
+            Tensor: (B, T, nW * window**2, C).
+        """
         y = self.norm1(x)
-        g = guidance[:, None] if guidance is not None else None      # broadcast over classes
-        q, k, v = self.attn.q(y, g), self.attn.k(y, g), self.attn.v(y)
-        if shift:
-            q, k, v = (t.roll((-shift, -shift), dims=(2, 3)) for t in (q, k, v))
-        mask = None
-        if shift:
-            mask = shifted_window_mask(height, width, window, shift).to(x)[:, None]  # (nW,1,N,N)
-        out = self._window_attention(q, k, v, window, mask)
-        if shift:
-            out = out.roll((shift, shift), dims=(2, 3))
-        x = x + self.attn.proj(out)
+        q, k, v = self.attn.q(y, guidance), self.attn.k(y, guidance), self.attn.v(y)
+        x = x + self.attn.proj(self._window_attention(q, k, v, window ** 2, mask))
         return x + self.mlp(self.norm2(x))
 
-    def _window_attention(self, q: Tensor, k: Tensor, v: Tensor, window: int,
+    def _window_attention(self, q: Tensor, k: Tensor, v: Tensor, size: int,
                           mask: Optional[Tensor]) -> Tensor:
-        """Attention inside windows of q, k, v (B, T, H, W, C) -> (B, T, H, W, C).
+        """Attention inside each run of ``size`` tokens of q, k, v (B, T, L, C) -> (B, T, L, C).
 
-        Windows are laid out window-major, (nW, B*T*heads, N, d): a 4-D layout lets torch use its
-        fused CPU kernel, and the (nW, 1, N, N) shift mask broadcasts without being repeated for
-        every class (4x faster than a 5-D call at 150 classes).
+        Windows and heads are views, (B*T*nW, heads, N, d), which torch's fused CPU kernel takes
+        without copies; the shift mask is tiled over the B*T windows of each position.
         """
         shape = q.shape
-        heads = [partition(t, window).unflatten(-1, (self.num_heads, -1))   # (BT, nW, N, h, d)
-                 .permute(1, 0, 3, 2, 4).flatten(1, 2) for t in (q, k, v)]  # (nW, BT*h, N, d)
+        heads = [t.reshape(-1, size, self.num_heads, shape[-1] // self.num_heads).transpose(1, 2)
+                 for t in (q, k, v)]
+        if mask is not None:
+            mask = mask.to(q).repeat(shape[0] * shape[1], 1, 1)[:, None]   # (B*T*nW, 1, N, N)
         out = F.scaled_dot_product_attention(*heads, attn_mask=mask)
-        out = out.unflatten(1, (-1, self.num_heads)).permute(1, 0, 3, 2, 4)  # (BT, nW, N, h, d)
-        return merge(out.flatten(-2), shape, window)
+        return out.transpose(1, 2).reshape(shape)
 
 
 class SpatialAggregation(nn.Module):
@@ -133,8 +174,16 @@ class SpatialAggregation(nn.Module):
 
     def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
         """Cost embedding (B, T, H, W, C), guidance (B, H, W, C_g) or None -> (B, T, H, W, C)."""
+        height, width = x.shape[2:4]
         if self.guidance_norm is not None:
-            guidance = self.guidance_norm(guidance)
+            guidance = self.guidance_norm(guidance).flatten(1, 2)[:, None]  # (B, 1, H*W, C_g)
+        tokens, order = x.flatten(2, 3), None                              # (B, T, H*W, C)
         for block in self.blocks:
-            x = block(x, guidance)
-        return x
+            window, shift = block.token_order(height, width)
+            tokens = reorder(tokens, token_reorder(height, width, order, (window, shift)))
+            mask = shifted_window_mask(height, width, window, shift) if shift else None
+            tokens = block(tokens, reorder(guidance, token_reorder(height, width, None,
+                                                                   (window, shift))),
+                           window, mask)
+            order = (window, shift)
+        return reorder(tokens, token_reorder(height, width, order, None)).view(x.shape)
