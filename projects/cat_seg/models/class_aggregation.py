@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .class_chunks import class_chunks, update_chunks
+from .feed_forward import feed_forward
 from .guided_linear import GuidedLinear
 
 LINEAR_ATTENTION_EPS = 1e-6   # official LinearAttention eps
@@ -51,8 +52,7 @@ class ClassAggregation(nn.Module):
         self.attn.v = nn.Linear(embed_dims, embed_dims)
         self.norm2 = nn.LayerNorm(embed_dims)
         hidden = int(embed_dims * mlp_ratio)
-        # In place: the hidden layer (the largest temporary) is then allocated once, not twice.
-        self.mlp = nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(inplace=True),
+        self.mlp = nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(),
                                  nn.Linear(hidden, embed_dims))
         self.padding_tokens = nn.Parameter(torch.zeros(1, 1, embed_dims)) if pad_len else None
         self.padding_guidance = (nn.Parameter(torch.zeros(1, 1, guidance_channels))
@@ -121,7 +121,7 @@ class ClassAggregation(nn.Module):
         normaliser = torch.einsum('bthwnd,bhwnd->bthwn', q, k_sum) + LINEAR_ATTENTION_EPS
         out = torch.einsum('bthwnd,bhwnde->bthwne', q, kv) / normaliser[..., None]
         tokens = pooled + out.flatten(-2)
-        tokens = tokens + self.mlp(self.norm2(tokens))
+        tokens = tokens + feed_forward(self.norm2(tokens), *self.mlp)
         if tokens.shape[2:4] != x.shape[2:4]:
             batch, classes = tokens.shape[:2]
             tokens = F.interpolate(tokens.permute(0, 1, 4, 2, 3).flatten(0, 1), x.shape[2:4],

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import Tensor, nn
 
+from .feed_forward import feed_forward
 from .guided_linear import GuidedLinear
 
 # The release fills cross-region pairs of the shifted windows with -100, not -inf (official
@@ -135,7 +136,7 @@ class GuidedWindowBlock(nn.Module):
         y = self.norm1(x)
         q, k, v = self.attn.q(y, guidance), self.attn.k(y, guidance), self.attn.v(y)
         x = x + self.attn.proj(self._window_attention(q, k, v, window ** 2, mask))
-        return x + self.mlp(self.norm2(x))
+        return x + feed_forward(self.norm2(x), self.mlp.fc1, self.mlp.act, self.mlp.fc2)
 
     def _window_attention(self, q: Tensor, k: Tensor, v: Tensor, size: int,
                           mask: Optional[Tensor]) -> Tensor:
