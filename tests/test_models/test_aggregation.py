@@ -205,11 +205,15 @@ def test_keep_all_classes_aggregates_every_class(head):
     torch.testing.assert_close(chunked, logits, atol=1e-5, rtol=1e-5)
 
 
-def test_auto_chunks_keep_the_mlp_hidden_layer_within_the_budget():
+def test_auto_chunks_keep_the_largest_temporaries_within_their_budgets():
     """Release dimensions (d_F 128, MLP x4, 24x24 grid): a class costs 1.2 MB per view."""
-    head = CATSegHead(**{**HEAD, 'embed_dims': 128, 'num_heads': 4})
+    head = CATSegHead(**{**HEAD, 'embed_dims': 128, 'num_heads': 4, 'decoder_channels': (64, 32)})
     assert head.class_chunk_size == 'auto'
     assert head._chunk_size((5, 1, 150, 24, 24)) == 5          # 5 views (slide)
     assert head._chunk_size((1, 1, 150, 24, 24)) == 28         # one view (whole)
     assert head._chunk_size((1, 1, 3, 24, 24)) == 3
     assert head._chunk_size((64, 1, 3, 96, 96)) == 1
+    # The decoder's last stage: 96x96x32 floats (1.2 MB) per class and view, 12 MiB in all.
+    assert head._chunk_size((5, 1, 150, 24, 24), decoder=True) == 2
+    assert head._chunk_size((1, 1, 150, 24, 24), decoder=True) == 10
+    assert head._chunk_size((1, 1, 3, 24, 24), decoder=True) == 3

@@ -24,6 +24,13 @@ from .upsampling_decoder import UpsamplingDecoder
 # third of the head's time at 150 classes x 5 views (30.8 s -> 18.8 s in chunks of 4 classes).
 CHUNK_BUDGET_BYTES = 32 * 2 ** 20
 
+# The decoder's own budget in 'auto' mode, for one map of its last stage (96x96x32 floats, 1.2 MB
+# per class and view, for ViT-B): its convolutions and GroupNorms stream whole maps, which run
+# fastest while a chunk's maps stay in the 32 MiB L3 cache. Decoder of 20 classes, medians of 6
+# runs alternating in one process: all at once 148 ms, 8 classes 128 ms; 5 views x 5 classes:
+# 177 ms at once, 144 ms 2 classes (10 maps) at a time.
+DECODER_CHUNK_BUDGET_BYTES = 12 * 2 ** 20
+
 # Cost embeddings larger than this are updated in place (``update_chunks``): one copy instead
 # of three; at 847 classes x 5 views (1.25 GB each) the peak RSS of a slide inference fell from
 # 7.9 GB to 3.8 GB. Smaller ones are concatenated, which is faster.
@@ -131,7 +138,8 @@ class CATSegHead(BaseDecodeHead):
         class_chunk_size (int | str, optional): Classes processed at a time by the per-class
             stages and the accumulation of class attention, bounding memory for large
             vocabularies with the same result. 'auto' (default): as many as keep the largest
-            temporary (the MLP hidden layer) within ``CHUNK_BUDGET_BYTES``; None: all at once.
+            temporary (the MLP hidden layer) within ``CHUNK_BUDGET_BYTES``, and the decoder's
+            last-stage maps within ``DECODER_CHUNK_BUDGET_BYTES``; None: all at once.
         train_pool_size (tuple[int, int]): Class-aggregation pooling in training. Defaults to
             (2, 2) (official POOLING_SIZES).
         test_pool_size (tuple[int, int]): Pooling at evaluation. Defaults to (1, 1) (eval.sh).
@@ -212,15 +220,21 @@ class CATSegHead(BaseDecodeHead):
         text = F.normalize(text_embeds.mean(dim=2), dim=-1)[:, :, None, None]  # (B, t, 1, 1, C)
         return self.feature_embed(image, text)
 
-    def _chunk_size(self, cost_shape) -> int:
-        """Classes per chunk for a cost volume (B, P, T, H, W)."""
+    def _chunk_size(self, cost_shape, decoder: bool = False) -> int:
+        """Classes per chunk for a cost volume (B, P, T, H, W), of the decoder if ``decoder``."""
         batch, _, classes, height, width = cost_shape
         if self.class_chunk_size is None:
             return classes
-        if self.class_chunk_size == 'auto':
+        if self.class_chunk_size != 'auto':
+            return self.class_chunk_size
+        if decoder:   # a last-stage map: 2**N_U times the grid, cls_conv's input channels
+            upsampled = 4 ** len(self.decoder.stages) * self.decoder.cls_conv.in_channels
+            per_class = batch * height * width * upsampled * 4
+            budget = DECODER_CHUNK_BUDGET_BYTES
+        else:
             per_class = batch * height * width * self.channels * self.mlp_ratio * 4
-            return max(1, min(classes, int(CHUNK_BUDGET_BYTES // per_class)))
-        return self.class_chunk_size
+            budget = CHUNK_BUDGET_BYTES
+        return max(1, min(classes, int(budget // per_class)))
 
     def forward(self, inputs: CATSegHeadInputs) -> Tensor:
         """Per-class logits.
@@ -259,7 +273,8 @@ class CATSegHead(BaseDecodeHead):
         terms = self.decoder.guidance_terms(guidance.decoder)   # once, for every chunk
         logits = torch.cat([
             self.decoder(chunk_of(x, c).permute(0, 1, 4, 2, 3), guidance.decoder, terms)
-            for c in chunks], dim=1)
+            for c in class_chunks(x.shape[1], self._chunk_size(cost.shape, decoder=True))],
+            dim=1)
         if kept is not None:
             logits = scatter_classes(logits, kept, num_classes, DROPPED_CLASS_LOGIT)
         return logits
