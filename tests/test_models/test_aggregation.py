@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cat_seg.models import catseg_head
 from cat_seg.models.catseg_head import CATSegHead, CATSegHeadInputs
 from cat_seg.models.class_aggregation import ClassAggregation, feature_map
 from cat_seg.models.cost_volume import cosine_cost, select_classes
@@ -192,6 +193,30 @@ def test_chunked_classes_equal_the_unchunked_computation(head, classes):
         whole_train = head(inputs)
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(chunked_train, whole_train, atol=1e-5, rtol=1e-5)
+
+
+def test_in_place_updates_equal_new_buffers(head, monkeypatch):
+    """Cost embeddings above IN_PLACE_MIN_BYTES are overwritten chunk by chunk and pixel step by
+    pixel step: the same logits as building new tensors."""
+    inputs = head_inputs(classes=9)
+    head.class_chunk_size = 2                      # several chunks and class-aggregation steps
+    with torch.no_grad():
+        expected = head(inputs)
+        monkeypatch.setattr(catseg_head, 'IN_PLACE_MIN_BYTES', 0)
+        in_place = head(inputs)
+    torch.testing.assert_close(in_place, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_class_aggregation_steps_take_every_class_of_a_few_pixels():
+    head = CATSegHead(**{**HEAD, 'embed_dims': 128, 'num_heads': 4})
+    assert head._class_step((5, 150, 24, 24, 128), (1, 1)) == 4096 // 750
+    assert head._class_step((1, 20, 24, 24, 128), (1, 1)) == 4096 // 20
+    assert head._class_step((1, 5000, 24, 24, 128), (1, 1)) == 1
+    head.class_chunk_size = 2                      # two classes' worth of tokens
+    assert head._class_step((5, 150, 24, 24, 128), (1, 1)) == 2 * 576 // 150
+    assert head._class_step((1, 20, 24, 24, 128), (2, 2)) == 2 * 144 // 20
+    head.class_chunk_size = None
+    assert head._class_step((1, 20, 24, 24, 128), (1, 1)) is None
 
 
 def test_keep_all_classes_aggregates_every_class(head):

@@ -1,5 +1,5 @@
 """CAT-Seg decode head: cost volume -> N_B x (spatial, class aggregation) -> upsampling decoder."""
-from typing import NamedTuple, Sequence, Tuple, Union
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,12 @@ CHUNK_BUDGET_BYTES = 32 * 2 ** 20
 # runs alternating in one process: all at once 148 ms, 8 classes 128 ms; 5 views x 5 classes:
 # 177 ms at once, 144 ms 2 classes (10 maps) at a time.
 DECODER_CHUNK_BUDGET_BYTES = 12 * 2 ** 20
+
+# Tokens per step of class aggregation in 'auto' mode (every class of a few pixels; a (tokens,
+# 128) float tensor is 2 MiB, within L2/L3). ViT-B class aggregation, medians of 6 runs
+# alternating in one process: 5 views x 30 classes, 14400 tokens 374 ms, 2850 tokens 349 ms,
+# 1200 tokens 429 ms (op overhead); 1 view x 20 classes, 11520 tokens 58 ms, 2880 tokens 47 ms.
+CLASS_STEP_TOKENS = 4096
 
 # Cost embeddings larger than this are updated in place (``update_chunks``): one copy instead
 # of three; at 847 classes x 5 views (1.25 GB each) the peak RSS of a slide inference fell from
@@ -77,16 +83,16 @@ class AggregatorLayer(nn.Module):
                           if 'joint' in layer_types else None)
 
     def forward(self, x: Tensor, spatial_guidance, text_guidance, pool_size,
-                chunks: Sequence[slice]) -> Tensor:
-        """(B, T, H, W, C) -> (B, T, H, W, C); per-class work in chunks of classes."""
+                chunks: Sequence[slice], class_step: Optional[int]) -> Tensor:
+        """(B, T, H, W, C) -> (B, T, H, W, C); per-class work in chunks of classes, class
+        aggregation ``class_step`` pixels at a time (None: all)."""
         # x is the head's own buffer: a large one is updated in place.
         inplace = x.numel() * x.element_size() > IN_PLACE_MIN_BYTES
         if self.spatial_agg is not None:
             x = update_chunks(x, chunks,
                               lambda c: self.spatial_agg(chunk_of(x, c), spatial_guidance), inplace)
         if self.class_agg is not None:
-            x = self.class_agg(x, text_guidance, pool_size, chunks[0].stop - chunks[0].start,
-                               inplace)
+            x = self.class_agg(x, text_guidance, pool_size, class_step, inplace)
         if self.joint_agg is not None:
             # Every (class, pixel) token is one element of a single sequence.
             tokens = x.flatten(1, 3)[:, :, None, None]                    # (B, T*H*W, 1, 1, C)
@@ -136,10 +142,12 @@ class CATSegHead(BaseDecodeHead):
         detach_cost (bool): Stop the gradient at the cost volume, so CLIP learns only through
             the guidance (v1 Table 4). Defaults to False.
         class_chunk_size (int | str, optional): Classes processed at a time by the per-class
-            stages and the accumulation of class attention, bounding memory for large
-            vocabularies with the same result. 'auto' (default): as many as keep the largest
-            temporary (the MLP hidden layer) within ``CHUNK_BUDGET_BYTES``, and the decoder's
-            last-stage maps within ``DECODER_CHUNK_BUDGET_BYTES``; None: all at once.
+            stages, bounding memory for large vocabularies with the same result; class
+            aggregation takes as many tokens per step, every class of a few pixels. 'auto'
+            (default): as many as keep the largest temporary (the MLP hidden layer) within
+            ``CHUNK_BUDGET_BYTES``, the decoder's last-stage maps within
+            ``DECODER_CHUNK_BUDGET_BYTES`` and class aggregation at ``CLASS_STEP_TOKENS``;
+            None: all at once.
         train_pool_size (tuple[int, int]): Class-aggregation pooling in training. Defaults to
             (2, 2) (official POOLING_SIZES).
         test_pool_size (tuple[int, int]): Pooling at evaluation. Defaults to (1, 1) (eval.sh).
@@ -236,6 +244,18 @@ class CATSegHead(BaseDecodeHead):
             budget = CHUNK_BUDGET_BYTES
         return max(1, min(classes, int(budget // per_class)))
 
+    def _class_step(self, shape, pool_size) -> Optional[int]:
+        """Pixels per class-aggregation step for a cost embedding of ``shape`` (B, T, H, W, C):
+        ``CLASS_STEP_TOKENS`` tokens in 'auto' mode, as many as a class chunk of
+        ``class_chunk_size`` otherwise."""
+        batch, classes, height, width = shape[:4]
+        if self.class_chunk_size is None:
+            return None
+        pixels = (height // pool_size[0]) * (width // pool_size[1])
+        tokens = (CLASS_STEP_TOKENS if self.class_chunk_size == 'auto'
+                  else self.class_chunk_size * batch * pixels)
+        return max(1, tokens // (batch * classes))
+
     def forward(self, inputs: CATSegHeadInputs) -> Tensor:
         """Per-class logits.
 
@@ -267,8 +287,9 @@ class CATSegHead(BaseDecodeHead):
         if self.text_guidance_proj is not None:
             text = self.text_guidance_proj(F.normalize(text_embeds.mean(dim=2), dim=-1))
         pool_size = self.train_pool_size if self.training else self.test_pool_size
+        class_step = self._class_step(x.shape, pool_size)
         for layer in self.layers:
-            x = layer(x, spatial, text, pool_size, chunks)
+            x = layer(x, spatial, text, pool_size, chunks, class_step)
 
         terms = self.decoder.guidance_terms(guidance.decoder)   # once, for every chunk
         logits = torch.cat([

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .class_chunks import class_chunks, update_chunks
+from .class_chunks import class_chunks
 from .feed_forward import feed_forward
 from .guided_linear import GuidedLinear
 
@@ -59,7 +59,7 @@ class ClassAggregation(nn.Module):
                                  if pad_len and guidance_channels else None)
 
     def forward(self, x: Tensor, guidance: Optional[Tensor], pool_size: Tuple[int, int],
-                chunk_size: Optional[int] = None, inplace: bool = False) -> Tensor:
+                pixels_per_step: Optional[int] = None, inplace: bool = False) -> Tensor:
         """One layer.
 
         Args:
@@ -67,25 +67,33 @@ class ClassAggregation(nn.Module):
             guidance (Tensor, optional): Projected text guidance, (B, T, C_g).
             pool_size (tuple[int, int]): Average pooling over (H, W) before attention; the
                 result is upsampled back (bilinear, align_corners=True) and added to ``x``.
-            chunk_size (int, optional): Classes processed at a time. Linear attention only needs
-                the sums of keys and values over all classes, so they are accumulated chunk by
-                chunk and memory does not grow with T. None: all at once.
-            inplace (bool): Without autograd, overwrite x with the result (for a caller that
-                owns x; the key/value sums are taken before any chunk is written).
+            pixels_per_step (int, optional): Pixels (of the pooled grid) attended at a time.
+                Attention runs across classes at each pixel, so a step holds every class of a
+                few pixels: memory is bounded for any T, and the key/value sums are taken in
+                one product over all classes instead of being accumulated. None: all at once.
+            inplace (bool): Without autograd and pooling, overwrite x with the result (for a
+                caller that owns x; a step reads only its own pixels).
 
         Returns:
             Tensor: (B, T, H, W, C).
         """
-        chunks = class_chunks(x.shape[1], chunk_size or x.shape[1])
         pooled = self._pool(x, pool_size)
-        kv, k_sum = self._key_value_sums(pooled, guidance, chunks)
-        return update_chunks(x, chunks, lambda c: self._update(
-            x[:, c], pooled[:, c], self._select(guidance, c), kv, k_sum), inplace)
-
-    @staticmethod
-    def _select(guidance: Optional[Tensor], chunk: slice) -> Optional[Tensor]:
-        """Text guidance of a chunk of classes, broadcastable over pixels: (B, t, 1, 1, C_g)."""
-        return guidance[:, chunk, None, None] if guidance is not None else None
+        batch, classes, height, width, channels = pooled.shape
+        tokens = pooled.flatten(2, 3)                                      # (B, T, h*w, C)
+        text = guidance[:, :, None] if guidance is not None else None     # (B, T, 1, C_g)
+        steps = class_chunks(height * width, pixels_per_step or height * width)
+        if inplace and not torch.is_grad_enabled() and pooled is x:
+            for step in steps:
+                tokens[:, :, step] += self._attend(tokens[:, :, step], text)
+            return x
+        updated = torch.cat([self._attend(tokens[:, :, step], text) for step in steps], dim=2)
+        updated = updated.view(pooled.shape)
+        if pooled is not x:
+            updated = F.interpolate(updated.permute(0, 1, 4, 2, 3).flatten(0, 1), x.shape[2:4],
+                                    mode='bilinear', align_corners=True)
+            updated = updated.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
+        # The release adds the whole updated pooled sequence (residuals included) to x.
+        return x + updated
 
     @staticmethod
     def _pool(x: Tensor, pool_size: Tuple[int, int]) -> Tensor:
@@ -98,37 +106,31 @@ class ClassAggregation(nn.Module):
     def _heads(self, t: Tensor) -> Tensor:
         return t.unflatten(-1, (self.num_heads, -1))
 
-    def _key_value_sums(self, pooled: Tensor, guidance: Optional[Tensor], chunks) -> tuple:
-        """Sums over all classes (and the padding) of k v^T, (B, h, w, heads, d, d), and of k."""
-        kv = k_sum = 0
-        for chunk in chunks:
-            y = self.norm1(pooled[:, chunk])
-            k = feature_map(self._heads(self.attn.k(y, self._select(guidance, chunk))))
-            v = self._heads(self.attn.v(y))
-            kv = kv + torch.einsum('bthwnd,bthwne->bhwnde', k, v)
-            k_sum = k_sum + k.sum(dim=1)
-        num_pad = self.pad_len - pooled.shape[1] if self.pad_len else 0
+    def _attend(self, tokens: Tensor, text: Optional[Tensor]) -> Tensor:
+        """Attention across classes, then the MLP, for the tokens of a few pixels.
+
+        Args:
+            tokens (Tensor): (B, T, P, C), every class of P pixels.
+            text (Tensor, optional): Text guidance, (B, T, 1, C_g).
+
+        Returns:
+            Tensor: The updated tokens, residuals included, (B, T, P, C).
+        """
+        y = self.norm1(tokens)
+        q = feature_map(self._heads(self.attn.q(y, text)))                 # (B, T, P, h, d)
+        k = feature_map(self._heads(self.attn.k(y, text)))
+        v = self._heads(self.attn.v(y))
+        kv = torch.einsum('btpnd,btpne->bpnde', k, v)                      # (B, P, h, d, d)
+        k_sum = k.sum(dim=1)                                               # (B, P, h, d)
+        num_pad = self.pad_len - tokens.shape[1] if self.pad_len else 0
         if num_pad > 0:
             pad_k, pad_v = self._padding_key_value()
             kv = kv + num_pad * torch.einsum('nd,ne->nde', pad_k, pad_v)
             k_sum = k_sum + num_pad * pad_k
-        return kv, k_sum
-
-    def _update(self, x: Tensor, pooled: Tensor, text: Optional[Tensor], kv: Tensor,
-                k_sum: Tensor) -> Tensor:
-        """Attention, MLP and the release's double residual for a chunk (B, t, H, W, C)."""
-        q = feature_map(self._heads(self.attn.q(self.norm1(pooled), text)))
-        normaliser = torch.einsum('bthwnd,bhwnd->bthwn', q, k_sum) + LINEAR_ATTENTION_EPS
-        out = torch.einsum('bthwnd,bhwnde->bthwne', q, kv) / normaliser[..., None]
-        tokens = pooled + out.flatten(-2)
-        tokens = tokens + feed_forward(self.norm2(tokens), *self.mlp)
-        if tokens.shape[2:4] != x.shape[2:4]:
-            batch, classes = tokens.shape[:2]
-            tokens = F.interpolate(tokens.permute(0, 1, 4, 2, 3).flatten(0, 1), x.shape[2:4],
-                                   mode='bilinear', align_corners=True)
-            tokens = tokens.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
-        # The release adds the whole updated pooled sequence (residuals included) to x.
-        return x + tokens
+        normaliser = torch.einsum('btpnd,bpnd->btpn', q, k_sum) + LINEAR_ATTENTION_EPS
+        out = torch.einsum('btpnd,bpnde->btpne', q, kv) / normaliser[..., None]
+        tokens = tokens + out.flatten(-2)
+        return tokens + feed_forward(self.norm2(tokens), *self.mlp)
 
     def _padding_key_value(self) -> Tuple[Tensor, Tensor]:
         """Feature-mapped key and value of the (identical) padding slots, each (heads, d)."""
