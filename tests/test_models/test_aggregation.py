@@ -8,7 +8,8 @@ from cat_seg.models.catseg_head import CATSegHead, CATSegHeadInputs
 from cat_seg.models.class_aggregation import ClassAggregation, feature_map
 from cat_seg.models.cost_volume import cosine_cost, select_classes
 from cat_seg.models.guidance import Guidance
-from cat_seg.models.spatial_aggregation import SpatialAggregation, shifted_window_mask
+from cat_seg.models.spatial_aggregation import (SpatialAggregation, reorder, shifted_window_mask,
+                                                 token_reorder, window_order)
 from cat_seg.models.upsampling_decoder import UpsamplingDecoder, UpsamplingStage
 
 HEAD = dict(num_classes=2, embed_dims=32, num_heads=2, num_layers=2, window_size=4,
@@ -124,6 +125,17 @@ def test_shift_mask_separates_regions_brought_together_by_the_roll():
     assert (mask[0] == 0).all()                  # top-left window lies in one region
     last = mask[3]                               # bottom-right window: four regions
     assert last[0, 0] == 0 and last[0, 3] == -100 and last[0, 15] == -100
+
+
+def test_window_orders_list_pixels_window_by_window_and_invert_exactly():
+    assert window_order(4, 4, 2, 0)[:8].tolist() == [0, 1, 4, 5, 2, 3, 6, 7]
+    assert window_order(4, 4, 2, 1)[:4].tolist() == [5, 6, 9, 10]   # rolled by (-1, -1)
+    assert token_reorder(4, 6, (2, 1), (2, 1)) is None
+    tokens = torch.randn(1, 2, 24, 3)
+    shifted = reorder(tokens, token_reorder(4, 6, None, (2, 1)))
+    unshifted = reorder(shifted, token_reorder(4, 6, (2, 1), (2, 0)))
+    assert torch.equal(unshifted, reorder(tokens, token_reorder(4, 6, None, (2, 0))))
+    assert torch.equal(reorder(unshifted, token_reorder(4, 6, (2, 0), None)), tokens)
 
 
 def test_spatial_aggregation_rejects_grids_the_window_does_not_divide():
