@@ -9,7 +9,7 @@ from cat_seg.models.class_aggregation import ClassAggregation, feature_map
 from cat_seg.models.cost_volume import cosine_cost, select_classes
 from cat_seg.models.guidance import Guidance
 from cat_seg.models.spatial_aggregation import (SpatialAggregation, reorder, shifted_window_mask,
-                                               token_reorder, window_order)
+                                                token_reorder, window_order)
 from cat_seg.models.upsampling_decoder import UpsamplingDecoder, UpsamplingStage
 
 HEAD = dict(num_classes=2, embed_dims=32, num_heads=2, num_layers=2, window_size=4,
