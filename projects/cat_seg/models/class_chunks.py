@@ -6,7 +6,8 @@ from torch import Tensor
 
 
 def class_chunks(num_classes: int, size: int) -> List[slice]:
-    """Slices of at most ``size`` consecutive classes covering ``range(num_classes)``."""
+    """Slices of at most ``size`` consecutive classes covering ``range(num_classes)`` (class
+    aggregation slices pixels with it the same way)."""
     return [slice(start, start + size) for start in range(0, num_classes, size)]
 
 
