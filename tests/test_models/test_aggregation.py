@@ -157,7 +157,7 @@ def test_decoder_stage_equals_upsampling_then_concatenation(height, width):
     concat = torch.cat([stage.up(x.flatten(0, 1)), guidance.repeat_interleave(3, 0)], 1)
     expected = stage.convs(concat)
     expected_grads = torch.autograd.grad(expected.square().sum(), params)
-    out = stage(x, stage.guidance_term(guidance)).flatten(0, 1)
+    out = stage(x, stage.shared_terms(guidance)).flatten(0, 1)
     grads = torch.autograd.grad(out.square().sum(), params)
 
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)

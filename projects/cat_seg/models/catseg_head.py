@@ -291,7 +291,7 @@ class CATSegHead(BaseDecodeHead):
         for layer in self.layers:
             x = layer(x, spatial, text, pool_size, chunks, class_step)
 
-        terms = self.decoder.guidance_terms(guidance.decoder)   # once, for every chunk
+        terms = self.decoder.shared_terms(guidance.decoder)   # once, for every chunk
         logits = torch.cat([
             self.decoder(chunk_of(x, c).permute(0, 1, 4, 2, 3), guidance.decoder, terms)
             for c in class_chunks(x.shape[1], self._chunk_size(cost.shape, decoder=True))],

@@ -1,5 +1,5 @@
 """Upsampling decoder (paper §3.4): per-class 2x stages fed with higher-resolution guidance."""
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -98,27 +98,35 @@ class UpsamplingStage(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.GroupNorm(groups, out_channels), nn.ReLU(inplace=True))
 
-    def guidance_term(self, guidance: Tensor) -> Optional[Tensor]:
-        """The projected guidance (B, C_g, 2H, 2W) through its part of the first convolution,
-        (B, C_out, 2H, 2W): shared by every class, so computed once per image."""
-        if not self.guidance_channels:
-            return None
-        return F.conv2d(guidance, self.convs[0].weight[:, -self.guidance_channels:], padding=1)
+    def shared_terms(self, guidance: Tensor) -> Tuple[Tensor, Tensor]:
+        """What every class of an image shares, computed once for all classes and chunks.
 
-    def forward(self, x: Tensor, guidance_term: Optional[Tensor]) -> Tensor:
-        """Class features (B, T, C_in, H, W) and ``guidance_term()`` -> (B, T, C_out, 2H, 2W)."""
-        batch, classes, _, height, width = x.shape
+        Args:
+            guidance (Tensor): Projected guidance at the output resolution, (B, C_g, 2H, 2W).
+
+        Returns:
+            tuple[Tensor, Tensor]: The fused kernel (4 * C_out, C_in, 2, 2), and the additive
+            term (B, C_out, 2H, 2W): the transposed convolution's bias through the 3x3
+            convolution with its zero padding (the fused kernel applied to an all-ones input
+            with a single channel), plus the guidance through its part of that convolution.
+        """
         conv_weight = self.convs[0].weight[:, :self.up.out_channels]
-        y = F.conv2d(x.flatten(0, 1), fuse_upsampling(self.up.weight, conv_weight), padding=1)
-        x = interleave_parities(y, height, width).unflatten(0, (batch, classes))
-        # The transposed convolution's bias, through the 3x3 convolution with its zero padding:
-        # the same fused kernel applied to an all-ones input with a single channel.
+        height, width = guidance.shape[-2] // 2, guidance.shape[-1] // 2
         bias_weight = fuse_upsampling(self.up.bias[None, :, None, None].expand(1, -1, 2, 2),
                                       conv_weight)
-        ones = x.new_ones(1, 1, height, width)
+        ones = guidance.new_ones(1, 1, height, width)
         term = interleave_parities(F.conv2d(ones, bias_weight, padding=1), height, width)
-        if guidance_term is not None:
-            term = term + guidance_term
+        if self.guidance_channels:
+            term = term + F.conv2d(guidance, self.convs[0].weight[:, -self.guidance_channels:],
+                                   padding=1)
+        return fuse_upsampling(self.up.weight, conv_weight), term
+
+    def forward(self, x: Tensor, shared_terms: Tuple[Tensor, Tensor]) -> Tensor:
+        """Class features (B, T, C_in, H, W) and ``shared_terms()`` -> (B, T, C_out, 2H, 2W)."""
+        batch, classes, _, height, width = x.shape
+        weight, term = shared_terms
+        y = F.conv2d(x.flatten(0, 1), weight, padding=1)
+        x = interleave_parities(y, height, width).unflatten(0, (batch, classes))
         x.add_(term[:, None])   # x is a new tensor: in place saves a copy of it
         return self.convs[1:](x.flatten(0, 1)).unflatten(0, (batch, classes))
 
@@ -154,24 +162,24 @@ class UpsamplingDecoder(nn.Module):
             for c_in, c_out, c_g in zip(stage_in, channels, guidance_proj_channels))
         self.cls_conv = nn.Conv2d(channels[-1] if channels else in_channels, 1, 3, padding=1)
 
-    def guidance_terms(self, guidance: Sequence[Tensor]) -> List[Optional[Tensor]]:
-        """Each stage's guidance contribution (projection, then its share of the stage's first
-        convolution), computed once per image for all classes (and class chunks)."""
+    def shared_terms(self, guidance: Sequence[Tensor]) -> List[Tuple[Tensor, Tensor]]:
+        """Each stage's :meth:`UpsamplingStage.shared_terms` of its projected guidance,
+        computed once per image for all classes (and class chunks)."""
         if self.stages and len(guidance) != len(self.stages):   # no stages: guidance unused
             raise ValueError(f'the decoder has {len(self.stages)} stages but got '
                              f'{len(guidance)} guidance maps')
-        return [stage.guidance_term(proj(level))
+        return [stage.shared_terms(proj(level))
                 for stage, proj, level in zip(self.stages, self.guidance_projs, guidance)]
 
     def forward(self, x: Tensor, guidance: Sequence[Tensor],
-                guidance_terms: Optional[Sequence[Optional[Tensor]]] = None) -> Tensor:
+                shared_terms: Optional[Sequence[Tuple[Tensor, Tensor]]] = None) -> Tensor:
         """Aggregated cost (B, T, C, H, W) and guidance maps -> logits (B, T, H * 2**N_U, ...).
 
-        ``guidance_terms`` (from :meth:`guidance_terms`) skips recomputing them per chunk.
+        ``shared_terms`` (from :meth:`shared_terms`) skips recomputing them per chunk.
         """
-        if guidance_terms is None:
-            guidance_terms = self.guidance_terms(guidance)
-        for stage, term in zip(self.stages, guidance_terms):
-            x = stage(x, term)
+        if shared_terms is None:
+            shared_terms = self.shared_terms(guidance)
+        for stage, terms in zip(self.stages, shared_terms):
+            x = stage(x, terms)
         batch, classes = x.shape[:2]
         return self.cls_conv(x.flatten(0, 1)).view(batch, classes, *x.shape[-2:])
