@@ -14,12 +14,14 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PARITY_DIR = REPO_ROOT.parent / 'shared' / 'fixtures' / 'catseg_parity'
+# A copy of the official code's reference outputs travels with the tests (its README says how
+# they were made), so a clone proves parity on its own.
+DEFAULT_PARITY_DIR = REPO_ROOT / 'tests' / 'data' / 'catseg_parity'
 TINY_CONFIG = REPO_ROOT / 'configs' / 'misc' / 'catseg_tiny_synthetic.py'
 
 
 class ParityFixture(NamedTuple):
-    """One fixture directory in the format of ``../shared/fixtures/catseg_parity`` (its README)."""
+    """One fixture directory in the format of ``tests/data/catseg_parity`` (its README)."""
 
     path: Path
     config: dict        # config.json
@@ -28,7 +30,8 @@ class ParityFixture(NamedTuple):
 
 
 def parity_fixture_dirs() -> List[Path]:
-    """Directories named by ``CATSEG_PARITY_FIXTURES`` (os.pathsep-separated), else the shared one.
+    """Directories named by ``CATSEG_PARITY_FIXTURES`` (os.pathsep-separated; they replace the
+    repository's copy, so list it too to add to it), else the repository's copy.
 
     A named directory that does not exist is an error, never a skip: a parity test that silently
     runs on nothing cannot fail.
