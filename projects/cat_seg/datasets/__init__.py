@@ -1,12 +1,15 @@
-"""Open-vocabulary benchmark datasets (A-150, PC-59 and COCO-Stuff reuse mmseg's classes)."""
+"""Open-vocabulary benchmark datasets (A-150, PC-59 and COCO-Stuff reuse mmseg's classes), and
+your own (``CATSegCustomDataset``)."""
 from .categories import (Category, load_categories, names_checksum, remap_to_label_order,
                          save_categories)
+from .custom import CATSegCustomDataset, load_class_names
 from .large_vocabulary import ADE20K847Dataset, CategoryFileDataset, PascalContext459Dataset
 from .loading import LoadCATSegAnnotations, save_label_map
 from .pascal_voc20 import PascalVOC20bDataset, PascalVOC20Dataset
 
 __all__ = [
-    'ADE20K847Dataset', 'Category', 'CategoryFileDataset', 'LoadCATSegAnnotations',
-    'PascalContext459Dataset', 'PascalVOC20Dataset', 'PascalVOC20bDataset', 'load_categories',
-    'names_checksum', 'remap_to_label_order', 'save_categories', 'save_label_map'
+    'ADE20K847Dataset', 'CATSegCustomDataset', 'Category', 'CategoryFileDataset',
+    'LoadCATSegAnnotations', 'PascalContext459Dataset', 'PascalVOC20Dataset',
+    'PascalVOC20bDataset', 'load_categories', 'load_class_names', 'names_checksum',
+    'remap_to_label_order', 'save_categories', 'save_label_map'
 ]
