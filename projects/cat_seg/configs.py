@@ -1,0 +1,31 @@
+"""Where CAT-Seg's configs are, to inherit from: ``python -m cat_seg.configs`` prints it.
+
+A regular install ships them in the package (``cat_seg/.mim/configs``, copied by setup.py, as
+MMSeg's wheel ships ``mmseg/.mim/configs``); an editable install or a checkout uses the
+repository's ``configs/``.
+"""
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def config_dir(package_dir: Path = PACKAGE_DIR) -> Path:
+    """The directory holding ``catseg_vitb.py``, ``_base_/``, ``custom/`` and the others.
+
+    Args:
+        package_dir (Path): The ``cat_seg`` package directory. Defaults to this one.
+
+    Raises:
+        FileNotFoundError: If neither an installed copy nor a checkout's ``configs/`` is there.
+    """
+    installed, checkout = package_dir / '.mim' / 'configs', package_dir.parents[1] / 'configs'
+    for candidate in (installed, checkout):
+        if (candidate / 'catseg_vitb.py').is_file():
+            return candidate
+    raise FileNotFoundError(f'no CAT-Seg configs in {str(installed)!r} (a regular install) or '
+                            f'{str(checkout)!r} (a checkout); reinstall with `pip install .` '
+                            'from a checkout, which copies them into the package')
+
+
+if __name__ == '__main__':
+    print(config_dir())
