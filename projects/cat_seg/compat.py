@@ -20,17 +20,21 @@ Imported first by ``cat_seg/__init__.py``. Each shim acts only when its problem 
    still refused; ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is not touched.
 
 3. Distributed runs without CUDA. mmengine 0.10.7 calls ``torch.cuda.set_device`` before
-   ``init_process_group`` for the pytorch launcher even when the backend is gloo, which fails on
-   a machine without GPUs; without CUDA the process group is initialised directly.
+   ``init_process_group`` for the pytorch and slurm launchers even when the backend is gloo,
+   which fails on a machine without GPUs; without CUDA the process group is initialised
+   directly (for slurm after mmengine's environment set-up from srun's variables).
 
 (``pkg_resources``, needed by mmengine to resolve ``mmseg::`` configs, cannot be shimmed here:
 configs are read before ``cat_seg`` is imported. setup.cfg pins ``setuptools<82`` instead.)
 """
 import importlib.util
 import inspect
+import os
+import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -112,12 +116,37 @@ def init_dist_pytorch_without_cuda(backend: str, init_backend: str = 'torch', **
     torch.distributed.init_process_group(backend=backend, **kwargs)
 
 
+def init_dist_slurm_without_cuda(backend: str, port: Optional[int] = None,
+                                 init_backend: str = 'torch', **kwargs) -> None:
+    """mmengine's slurm-launcher initialisation minus the CUDA device selection: rank, world
+    size and local rank from srun's variables, the master the job's first node (``scontrol``)
+    unless MASTER_ADDR is set, MASTER_PORT from ``port``, the environment or 29500."""
+    if init_backend != 'torch':
+        raise ValueError(f'init_backend={init_backend!r} needs CUDA; only "torch" works on CPU')
+    if 'MASTER_ADDR' not in os.environ:
+        command = ['scontrol', 'show', 'hostnames', os.environ['SLURM_NODELIST']]
+        try:
+            hosts = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError) as error:
+            raise RuntimeError(f'--launcher slurm: `{" ".join(command)}` failed ({error}); set '
+                               'MASTER_ADDR to the first node of the job') from None
+        os.environ['MASTER_ADDR'] = hosts.split()[0]
+    if port is not None:
+        os.environ['MASTER_PORT'] = str(port)
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ.update(RANK=os.environ['SLURM_PROCID'], WORLD_SIZE=os.environ['SLURM_NTASKS'],
+                      LOCAL_RANK=os.environ.get('SLURM_LOCALID', '0'))
+    torch.distributed.init_process_group(backend=backend, **kwargs)
+
+
 def allow_distributed_runs_without_cuda() -> bool:
-    """Route mmengine's pytorch-launcher set-up past CUDA when there is none; True if patched."""
+    """Route mmengine's pytorch- and slurm-launcher set-up past CUDA when there is none; True
+    if patched."""
     if torch.cuda.is_available():
         return False
     from mmengine.dist import utils as dist_utils
     dist_utils._init_dist_pytorch = init_dist_pytorch_without_cuda
+    dist_utils._init_dist_slurm = init_dist_slurm_without_cuda
     return True
 
 

@@ -86,12 +86,20 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--debug', action='store_true', help='show tracebacks')
 
 
+# What mmengine's slurm set-up reads; srun sets them in every task.
+SLURM_VARIABLES = ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')
+
+
 def load_runner_config(args: argparse.Namespace, before_options=None) -> Config:
     """The config of a runner tool: file checked, launcher, ``before_options(cfg)`` (e.g. a
     benchmark), ``--cfg-options``, work dir (default ``work_dirs/<config name>``), backend."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    missing = [name for name in SLURM_VARIABLES if name not in os.environ]
+    if args.launcher == 'slurm' and missing:
+        raise ValueError(f'--launcher slurm needs the variables srun sets; {missing} are not set: '
+                         'start the tool with tools/slurm_train.sh or tools/slurm_test.sh')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if before_options is not None:
