@@ -28,6 +28,9 @@ def test_short_run_writes_event_files(tmp_path):
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].dataset.data_root = str(data)
     cfg.work_dir = str(tmp_path / 'work')
+    # mmengine keeps one visualizer per name and process: a runner built earlier in this process
+    # would hand back its own, without TensorBoard.
+    cfg.visualizer.name = f'visualizer_{tmp_path.name}'
     cfg.train_cfg.update(max_iters=2, val_interval=2)
     configure_distributed_backend(cfg)
     Runner.from_cfg(cfg).train()
