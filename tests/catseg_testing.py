@@ -160,3 +160,286 @@ def run_tool(args, cwd, timeout=300, env=None):
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                             env=env)
     return result, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------- arXiv v1 parity
+# Copies of the official v1 code's reference outputs (their READMEs say how they were made): the
+# ResNet and the Swin guidance paths.
+DEFAULT_V1_PARITY_DIRS = (REPO_ROOT / 'tests' / 'data' / 'catseg_v1_parity_r101',
+                          REPO_ROOT / 'tests' / 'data' / 'catseg_v1_parity_swinb')
+
+
+def v1_parity_fixture_dirs() -> List[Path]:
+    """Directories named by ``CATSEG_V1_PARITY_FIXTURES`` (os.pathsep-separated; they replace the
+    repository's copies), else the repository's copies. A named directory without config.json
+    is an error, never a skip."""
+    raw = os.environ.get('CATSEG_V1_PARITY_FIXTURES', '')
+    dirs = [Path(p) for p in raw.split(os.pathsep) if p] or list(DEFAULT_V1_PARITY_DIRS)
+    missing = [str(d) for d in dirs if not (d / 'config.json').is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f'v1 parity fixture directories without config.json: {missing}; set '
+            f'CATSEG_V1_PARITY_FIXTURES to directories in the format of '
+            f'{DEFAULT_V1_PARITY_DIRS[0]}')
+    return dirs
+
+
+# Official CLIP_FINETUNE (cat_seg_model.py at ceaaad8) -> our finetune policy; any other value
+# freezes CLIP there.
+V1_FINETUNE_POLICIES = {'attention': 'attention', 'full': 'full_image', 'prompt': 'vpt'}
+
+
+def v1_guidance_backbone_config(backbone: dict) -> dict:
+    """mmpretrain config of the official guidance backbone described by ``config.json``."""
+    stages = [int(name[len('res'):]) - 2 for name in backbone['out_features']]
+    if backbone['name'] == 'build_resnet_backbone':
+        width = backbone['num_groups'] * backbone['width_per_group']
+        if backbone['num_groups'] != 1 or any(backbone['deform_on_per_stage']) \
+                or backbone['norm'] != 'FrozenBN':
+            raise ValueError(f'no mmpretrain ResNet for this detectron2 ResNet: {backbone}')
+        num_stages = max(stages) + 1
+        return dict(
+            type='mmpretrain.ResNet', depth=backbone['depth'], num_stages=num_stages,
+            stem_channels=backbone['stem_out_channels'], base_channels=width,
+            expansion=backbone['res2_out_channels'] // width,
+            strides=(1, 2, 2, 2)[:num_stages], dilations=(1, 1, 1, 1)[:num_stages],
+            out_indices=tuple(stages), style='caffe' if backbone['stride_in_1x1'] else 'pytorch',
+            norm_cfg=dict(type='CATSegFrozenBatchNorm2d', eps=backbone['frozen_bn_eps']))
+    if backbone['name'] == 'D2SwinTransformer':
+        norm = dict(type='LN', eps=backbone['layernorm_eps'])
+        if backbone['ape'] or backbone['qk_scale'] is not None:
+            raise ValueError(f'no mmpretrain SwinTransformer for this D2Swin: {backbone}')
+        return dict(
+            type='mmpretrain.SwinTransformer',
+            arch=dict(embed_dims=backbone['embed_dim'], depths=backbone['depths'],
+                      num_heads=backbone['num_heads']),
+            img_size=backbone['pretrain_img_size'], patch_size=backbone['patch_size'],
+            window_size=backbone['window_size'], drop_rate=backbone['drop_rate'],
+            drop_path_rate=backbone['drop_path_rate'], out_indices=tuple(stages),
+            pad_small_map=True, norm_cfg=norm,
+            patch_cfg=dict(norm_cfg=norm if backbone['patch_norm'] else None),
+            stage_cfgs=dict(downsample_cfg=dict(norm_cfg=norm), block_cfgs=dict(
+                ffn_ratio=backbone['mlp_ratio'], norm_cfg=norm,
+                attn_cfgs=dict(qkv_bias=backbone['qkv_bias'],
+                               attn_drop=backbone['attn_drop_rate']))))
+    raise ValueError(f'unknown guidance backbone {backbone["name"]!r} in a v1 fixture')
+
+
+def v1_catseg_config_from_fixture(config: dict) -> dict:
+    """Our paper-variant model config for the official v1 hyper-parameters in ``config.json``."""
+    clip, agg, backbone = config['clip'], config['aggregator'], config['backbone']
+    if agg['text_guidance_proj_dim'] != agg['appearance_guidance_proj_dim']:
+        raise ValueError('CATSegHead has one guidance_proj_channels for text and appearance '
+                         f'guidance; this fixture has {agg}')
+    image_arch = dict(
+        embed_dims=clip['vision_width'], num_layers=clip['vision_layers'],
+        num_heads=clip['vision_heads'], patch_size=clip['vision_patch_size'],
+        output_dims=clip['embed_dim'], pretrain_img_size=clip['image_resolution'],
+        mlp_ratio=4.0, act='quick_gelu')
+    text_arch = dict(
+        embed_dims=clip['transformer_width'], num_layers=clip['transformer_layers'],
+        num_heads=clip['transformer_heads'], output_dims=clip['embed_dim'],
+        context_length=clip['context_length'], vocab_size=clip['vocab_size'],
+        mlp_ratio=4.0, act='quick_gelu')
+    # The official code freezes the backbone at SOLVER.BACKBONE_MULTIPLIER 0, and a parameter
+    # named norm0 always; only the Swin backbone has one.
+    frozen = ('*',) if config['solver']['backbone_multiplier'] == 0 else (
+        ('norm0.*',) if backbone['name'] == 'D2SwinTransformer' else ())
+    return dict(
+        type='CATSeg',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=config['clip_pixel_mean'],
+                               std=config['clip_pixel_std'], bgr_to_rgb=True, pad_val=0,
+                               seg_pad_val=config['ignore_value'],
+                               size_divisor=config['size_divisibility']),
+        backbone=dict(type='CATSegCLIPImageEncoder', arch=image_arch,
+                      img_size=config['clip_resolution'][0], guidance_layers=(),
+                      dense_residual='token'),
+        text_encoder=dict(type='CATSegCLIPTextEncoder', arch=text_arch,
+                          templates=list(config['prompt_templates']), synonym_rule='average'),
+        guidance=dict(type='CATSegBackboneGuidance',
+                      backbone=v1_guidance_backbone_config(backbone),
+                      img_size=config['backbone_input_size'][0],
+                      clip_mean=config['clip_pixel_mean'], clip_std=config['clip_pixel_std'],
+                      mean=config['pixel_mean'], std=config['pixel_std'], frozen=frozen),
+        decode_head=dict(
+            type='CATSegHead', num_classes=2, embed_dims=agg['hidden_dim'],
+            num_heads=agg['nheads'], num_layers=agg['num_layers'],
+            window_size=agg['window_size'], num_prompts=agg['prompt_channel'],
+            text_guidance_channels=agg['text_guidance_dim'],
+            spatial_guidance_channels=agg['appearance_guidance_dim'],
+            guidance_proj_channels=agg['appearance_guidance_proj_dim'],
+            decoder_channels=tuple(agg['decoder_dims']),
+            decoder_guidance_channels=tuple(agg['decoder_guidance_dims']),
+            decoder_guidance_proj_channels=tuple(agg['decoder_guidance_proj_dims']),
+            pad_len=0,   # v1 has neither class padding nor top-k selection (README §7.8)
+            train_pool_size=tuple(config['pooling_sizes']['train_forward']),
+            test_pool_size=tuple(config['pooling_sizes']['whole_eval']),
+            ignore_index=config['ignore_value'],
+            loss_decode=dict(type='CATSegBCELoss', ignore_mode='negative')),
+        finetune_policy=V1_FINETUNE_POLICIES.get(config['clip_finetune'], 'frozen'),
+        pad_size_divisor=config['size_divisibility'],
+        test_cfg=dict(mode='whole'))
+
+
+def official_v1_state_dict(config: dict, device: str = 'meta') -> dict:
+    """Uninitialised tensors in the key layout and shapes of an official v1 checkpoint (the
+    fixture README's "State-dict keys"), for the hyper-parameters of a ``config.json``-style
+    dict: no model of ours is consulted. On the meta device by default (ViT-bigG is 7 GB)."""
+    tensors = {}
+
+    def add(key, *shape, dtype=torch.float32):
+        tensors[key] = torch.empty(shape, dtype=dtype, device=device)
+
+    def norm(key, channels, names=('weight', 'bias')):
+        for name in names:
+            add(f'{key}.{name}', channels)
+
+    clip, agg = config['clip'], config['aggregator']
+    prefix = 'sem_seg_head.predictor.clip_model.'
+    _official_clip_blocks(add, norm, prefix + 'visual.', clip['vision_width'],
+                          clip['vision_layers'], clip.get('vision_mlp_ratio', 4.0))
+    width, patch = clip['vision_width'], clip['vision_patch_size']
+    add(prefix + 'visual.conv1.weight', width, 3, patch, patch)
+    add(prefix + 'visual.class_embedding', width)
+    add(prefix + 'visual.positional_embedding', (clip['image_resolution'] // patch) ** 2 + 1, width)
+    norm(prefix + 'visual.ln_pre', width)
+    norm(prefix + 'visual.ln_post', width)
+    add(prefix + 'visual.proj', width, clip['embed_dim'])
+    text = clip['transformer_width']
+    _official_clip_blocks(add, norm, prefix, text, clip['transformer_layers'],
+                          clip.get('transformer_mlp_ratio', 4.0))
+    add(prefix + 'token_embedding.weight', clip['vocab_size'], text)
+    add(prefix + 'positional_embedding', clip['context_length'], text)
+    norm(prefix + 'ln_final', text)
+    add(prefix + 'text_projection', text, clip['embed_dim'])
+    add(prefix + 'logit_scale')
+    _official_aggregator(add, norm, 'sem_seg_head.predictor.transformer.', agg)
+    backbone = config['backbone']
+    if backbone['name'] == 'build_resnet_backbone':
+        _official_resnet(add, norm, 'backbone.', backbone)
+    else:
+        _official_swin(add, norm, 'backbone.', backbone)
+    return tensors
+
+
+def _official_clip_blocks(add, norm, prefix, width, layers, mlp_ratio):
+    hidden = int(width * mlp_ratio)
+    for i in range(layers):
+        block = f'{prefix}transformer.resblocks.{i}.'
+        add(block + 'attn.in_proj_weight', 3 * width, width)
+        add(block + 'attn.in_proj_bias', 3 * width)
+        add(block + 'attn.out_proj.weight', width, width)
+        add(block + 'attn.out_proj.bias', width)
+        norm(block + 'ln_1', width)
+        norm(block + 'ln_2', width)
+        add(block + 'mlp.c_fc.weight', hidden, width)
+        add(block + 'mlp.c_fc.bias', hidden)
+        add(block + 'mlp.c_proj.weight', width, hidden)
+        add(block + 'mlp.c_proj.bias', width)
+
+
+def _official_aggregator(add, norm, prefix, agg):
+    hidden, window = agg['hidden_dim'], agg['window_size']
+    spatial, text = agg['appearance_guidance_proj_dim'], agg['text_guidance_proj_dim']
+
+    def linear(key, out_channels, in_channels):
+        add(key + '.weight', out_channels, in_channels)
+        add(key + '.bias', out_channels)
+
+    add(prefix + 'conv1.weight', hidden, agg['prompt_channel'], 7, 7)
+    add(prefix + 'conv1.bias', hidden)
+    add(prefix + 'guidance_projection.0.weight', spatial, agg['appearance_guidance_dim'], 3, 3)
+    add(prefix + 'guidance_projection.0.bias', spatial)
+    linear(prefix + 'text_guidance_projection.0', text, agg['text_guidance_dim'])
+    for i, (channels, proj) in enumerate(zip(agg['decoder_guidance_dims'],
+                                             agg['decoder_guidance_proj_dims'])):
+        add(f'{prefix}decoder_guidance_projection.{i}.0.weight', proj, channels, 3, 3)
+        add(f'{prefix}decoder_guidance_projection.{i}.0.bias', proj)
+    windows = (agg['feature_resolution'][0] // window) * (agg['feature_resolution'][1] // window)
+    for layer in range(agg['num_layers']):
+        swin = f'{prefix}layers.{layer}.swin_block.'
+        for block in ('block_1', 'block_2'):
+            key = swin + block
+            norm(key + '.norm1', hidden)
+            norm(key + '.norm2', hidden)
+            for name in ('q', 'k'):
+                linear(f'{key}.attn.{name}', hidden, hidden + spatial)
+            linear(key + '.attn.v', hidden, hidden)
+            linear(key + '.attn.proj', hidden, hidden)
+            linear(key + '.mlp.fc1', 4 * hidden, hidden)
+            linear(key + '.mlp.fc2', hidden, 4 * hidden)
+        add(swin + 'block_2.attn_mask', windows, window ** 2, window ** 2)
+        norm(swin + 'guidance_norm', spatial)
+        attention = f'{prefix}layers.{layer}.attention.'
+        for name in ('q', 'k'):
+            linear(f'{attention}attention.{name}', hidden, hidden + text)
+        linear(attention + 'attention.v', hidden, hidden)
+        linear(attention + 'MLP.0', 4 * hidden, hidden)
+        linear(attention + 'MLP.2', hidden, 4 * hidden)
+        norm(attention + 'norm1', hidden)
+        norm(attention + 'norm2', hidden)
+    channels = hidden
+    for i, (out, proj) in enumerate(zip(agg['decoder_dims'], agg['decoder_guidance_proj_dims'])):
+        up = f'{prefix}decoder{i + 1}.'
+        add(up + 'up.weight', channels, channels - proj, 2, 2)
+        add(up + 'up.bias', channels - proj)
+        add(up + 'conv.double_conv.0.weight', out, channels, 3, 3)
+        norm(up + 'conv.double_conv.1', out)
+        add(up + 'conv.double_conv.3.weight', out, out, 3, 3)
+        norm(up + 'conv.double_conv.4', out)
+        channels = out
+    add(prefix + 'head.weight', 1, channels, 3, 3)
+    add(prefix + 'head.bias', 1)
+
+
+def _official_resnet(add, norm, prefix, backbone):
+    frozen_bn = ('weight', 'bias', 'running_mean', 'running_var')
+
+    def conv(key, out_channels, in_channels, size):
+        add(key + '.weight', out_channels, in_channels, size, size)
+        norm(key + '.norm', out_channels, frozen_bn)
+
+    channels = backbone['stem_out_channels']
+    conv(prefix + 'stem.conv1', channels, 3, 7)
+    width = backbone['num_groups'] * backbone['width_per_group']
+    out = backbone['res2_out_channels']
+    for stage, blocks in backbone['blocks_per_stage'].items():
+        for i in range(blocks):
+            key = f'{prefix}{stage}.{i}.'
+            if channels != out:
+                conv(key + 'shortcut', out, channels, 1)
+            conv(key + 'conv1', width, channels, 1)
+            conv(key + 'conv2', width, width // backbone['num_groups'], 3)
+            conv(key + 'conv3', out, width, 1)
+            channels = out
+        width, out = 2 * width, 2 * out
+
+
+def _official_swin(add, norm, prefix, backbone):
+    dims, window, patch = backbone['embed_dim'], backbone['window_size'], backbone['patch_size']
+    add(prefix + 'patch_embed.proj.weight', dims, 3, patch, patch)
+    add(prefix + 'patch_embed.proj.bias', dims)
+    norm(prefix + 'patch_embed.norm', dims)
+    hidden_ratio, stages = backbone['mlp_ratio'], len(backbone['depths'])
+    for i, (depth, heads) in enumerate(zip(backbone['depths'], backbone['num_heads'])):
+        for j in range(depth):
+            block = f'{prefix}layers.{i}.blocks.{j}.'
+            norm(block + 'norm1', dims)
+            norm(block + 'norm2', dims)
+            add(block + 'attn.relative_position_bias_table', (2 * window - 1) ** 2, heads)
+            add(block + 'attn.relative_position_index', window ** 2, window ** 2,
+                dtype=torch.int64)
+            add(block + 'attn.qkv.weight', 3 * dims, dims)
+            add(block + 'attn.qkv.bias', 3 * dims)
+            add(block + 'attn.proj.weight', dims, dims)
+            add(block + 'attn.proj.bias', dims)
+            add(block + 'mlp.fc1.weight', int(dims * hidden_ratio), dims)
+            add(block + 'mlp.fc1.bias', int(dims * hidden_ratio))
+            add(block + 'mlp.fc2.weight', dims, int(dims * hidden_ratio))
+            add(block + 'mlp.fc2.bias', dims)
+        if i < stages - 1:
+            add(f'{prefix}layers.{i}.downsample.reduction.weight', 2 * dims, 4 * dims)
+            norm(f'{prefix}layers.{i}.downsample.norm', 4 * dims)
+        if i in backbone['out_indices']:
+            norm(f'{prefix}norm{i}', dims)
+        dims *= 2

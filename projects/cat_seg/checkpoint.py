@@ -11,6 +11,8 @@ from typing import Dict, Tuple
 import torch
 from torch import Tensor, nn
 
+from .checkpoint_v1 import is_v1_layout, split_v1_state_dict
+
 # Official (detectron2) key prefix -> our segmentor prefix; the rest of each key is kept.
 # CLIP keys are OpenAI's (split q/k/v in the official files, which our encoders also use).
 _CLIP = 'sem_seg_head.predictor.clip_model.'
@@ -129,12 +131,15 @@ def load_clip_tower(module: nn.Module, path: str, tower: str) -> None:
 
 
 def convert_official_state_dict(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Official CAT-Seg (CVPR 2024 release) keys -> our segmentor's keys.
+    """Official CAT-Seg keys -> our segmentor's keys: the CVPR 2024 release layout, or the arXiv
+    v1 layout (guidance backbone, fused CLIP attention; ``checkpoint_v1.py``), told by its keys.
 
     Raises:
         ValueError: On the first key that is neither mapped nor known to be unused.
     """
     converted = {}
+    if is_v1_layout(state_dict):
+        converted, state_dict = split_v1_state_dict(state_dict)
     for key, value in state_dict.items():
         if any(p.search(key) for p in OFFICIAL_DROPPED):
             continue

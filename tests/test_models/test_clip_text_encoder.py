@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from cat_seg.models import CATSegCLIPTextEncoder
 from cat_seg.models.clip_attention import SplitQKVAttention
-from cat_seg.models.prompt_templates import PROMPT_TEMPLATES, build_prompts
+from cat_seg.models.prompt_templates import PROMPT_TEMPLATES, build_prompts, class_synonyms
 
 TINY = dict(embed_dims=64, num_layers=2, num_heads=2, output_dims=32, context_length=77,
             vocab_size=49408, mlp_ratio=4.0, act='quick_gelu')
@@ -114,3 +114,17 @@ def test_split_attention_rejects_what_it_cannot_do():
         attn(x, torch.randn(1, 3, 64))
     with pytest.raises(ValueError, match='need_weights=False'):
         attn(x, need_weights=True)
+
+
+def test_the_v1_synonym_rule_averages_every_part_of_a_name():
+    torch.manual_seed(0)
+    encoder = CATSegCLIPTextEncoder(TINY, templates=['a photo of a {}.', 'a {} in the scene'],
+                                    synonym_rule='average')
+    embeds = encoder(['building, edifice', 'sky', 'bed '])
+    torch.testing.assert_close(embeds, encoder([['building', 'edifice'], ['sky'], ['bed ']]))
+    parts = encoder(['building', 'edifice'])
+    torch.testing.assert_close(embeds[0], F.normalize(parts[0] + parts[1], dim=-1))
+    tokens = encoder.tokenize(['building, edifice', 'sky'])
+    assert tokens.tolist() == encoder.tokenize(['building', 'edifice', 'sky']).tolist()
+    assert class_synonyms('road, route', 'average') == ('road', 'route')
+    assert class_synonyms('road, route', 'first') == ('road, route', )

@@ -20,3 +20,48 @@ def test_level_count_mismatches_are_explained():
     with pytest.raises(ValueError, match='CLIP returned 1 intermediate blocks but the guidance '
                                          'has 2 levels'):
         guidance(None, CLIPImageFeatures(torch.zeros(1), (torch.zeros(1, 8, 2, 2),)))
+
+
+def tiny_backbone_guidance(**kwargs):
+    from cat_seg.models import CATSegBackboneGuidance
+    torch.manual_seed(0)
+    return CATSegBackboneGuidance(
+        dict(type='mmpretrain.ResNet', depth=18, stem_channels=8, base_channels=8, num_stages=3,
+             strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(0, 1, 2),
+             norm_cfg=dict(type='CATSegFrozenBatchNorm2d')), img_size=64, **kwargs)
+
+
+def test_backbone_guidance_pads_with_a_value_that_renormalises_to_zero():
+    guidance = tiny_backbone_guidance()
+    pad = guidance.pad_value.view(1, 3, 1, 1)
+    torch.testing.assert_close(pad * guidance.scale + guidance.shift, torch.zeros(1, 3, 1, 1))
+    assert CATSegCLIPGuidance.img_size is None and CATSegCLIPGuidance.pad_value is None
+
+
+def test_backbone_guidance_reads_views_of_its_size_as_they_are_and_resizes_others():
+    guidance = tiny_backbone_guidance().eval()
+    views = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = guidance(views, None)
+        stages = guidance.backbone(views * guidance.scale + guidance.shift)
+        resized = guidance(torch.randn(2, 3, 48, 48), None)
+    torch.testing.assert_close(out.spatial, stages[-1])
+    assert [g.shape for g in out.decoder] == [stages[1].shape, stages[0].shape]
+    assert resized.spatial.shape == out.spatial.shape == (2, 32, 4, 4)
+
+
+def test_frozen_patterns_freeze_exactly_their_parameters():
+    guidance = tiny_backbone_guidance(frozen=('layer1.*', 'conv1.weight'))
+    frozen = {n for n, p in guidance.backbone.named_parameters() if not p.requires_grad}
+    assert frozen == {'conv1.weight'} | {n for n, _ in guidance.backbone.named_parameters()
+                                         if n.startswith('layer1.')}
+    assert not any(p.requires_grad for p in tiny_backbone_guidance(frozen=('*', )).parameters())
+
+
+def test_frozen_patterns_that_match_nothing_are_errors():
+    with pytest.raises(ValueError, match=r"frozen patterns \['norm0.\*'\] match no parameter "
+                                         r"of the guidance backbone ResNet; its parameters "
+                                         r"look like 'conv1.weight'"):
+        tiny_backbone_guidance(frozen=('norm0.*', ))
+    with pytest.raises(TypeError, match="frozen must be a list of patterns, got the string"):
+        tiny_backbone_guidance(frozen='*')

@@ -1,12 +1,18 @@
 """Convert an official CAT-Seg checkpoint (detectron2 ``{'model': state_dict}``) to this plugin.
 
-    python tools/model_converters/catseg_official_to_mmseg.py model_final_base.pth catseg_vitb.pth
+    python tools/model_converters/catseg_official_to_mmseg.py model_base.pth catseg_vitb.pth
+    python tools/model_converters/catseg_official_to_mmseg.py model_final_base.pth \
+        catseg_vitb_r101.pth --config configs/paper/catseg_vitb_r101.py
 
-Every official key is mapped or explicitly dropped; anything else is an error naming the key. The
-output is an mmengine-style checkpoint ``{'state_dict': ..., 'meta': ...}`` for ``tools/test.py``.
+Both layouts are recognised by their keys: the CVPR 2024 release (``model_base.pth``, ...) and
+the arXiv v1 code (``model_final_{base,large,huge,giant}.pth``: a ResNet or Swin guidance
+backbone, fused CLIP attention; see docs/variants.md). Every official key is mapped or explicitly
+dropped; anything else is an error naming the key. The output is an mmengine-style checkpoint
+``{'state_dict': ..., 'meta': ...}`` for ``tools/test.py``.
 """
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,12 +27,14 @@ def check_against_config(state_dict: dict, config: str) -> None:
     from mmseg.utils import register_all_modules
 
     from cat_seg.apis.inferencer import load_checkpoint_into
+    from cat_seg.empty_weights import parameters_on_meta
     register_all_modules()
     cfg = Config.fromfile(config)
-    with torch.device('meta'):
+    with parameters_on_meta():
         model = MODELS.build(cfg.model)
-    model.to_empty(device='cpu')
-    load_checkpoint_into(model, state_dict)
+    with warnings.catch_warnings():  # copying into meta parameters is a no-op, as intended here
+        warnings.simplefilter('ignore', UserWarning)
+        load_checkpoint_into(model, state_dict)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -15,7 +15,7 @@ from ..checkpoint import load_clip_tower
 from .clip_arch_zoo import resolve_arch
 from .clip_attention import split_qkv_
 from .clip_image_encoder import activation
-from .prompt_templates import SYNONYM_RULES, build_prompts, resolve_templates
+from .prompt_templates import SYNONYM_RULES, build_prompts, class_synonyms, resolve_templates
 
 ClassName = Union[str, Sequence[str]]   # a name, or the synonyms of one class
 
@@ -36,7 +36,9 @@ class CATSegCLIPTextEncoder(BaseModule):
         arch (str | dict): A row of ``CLIP_ARCH_ZOO`` or a dict with the keys of ``TEXT_KEYS``.
         templates (str | Sequence[str]): A name of ``PROMPT_TEMPLATES`` ('release',
             'imagenet80') or templates with one '{}'. Defaults to 'release'.
-        synonym_rule (str): 'first' (official: "a, b" -> "a") or 'full'. Defaults to 'first'.
+        synonym_rule (str): How a name written "a, b" is prompted: 'first' (release: as "a"),
+            'full' (as written) or 'average' (paper v1: the renormalised mean of "a" and "b",
+            per template). Defaults to 'first'.
         pretrained (str, optional): Local CLIP weights, ``weights_only=True``. Defaults to None.
         encode_chunk_size (int): Prompts per transformer call, bounding memory. Defaults to 256.
         cache_size (int): Vocabularies kept in the cache. Defaults to 8.
@@ -90,12 +92,14 @@ class CATSegCLIPTextEncoder(BaseModule):
         """P, the number of templates."""
         return len(self.templates)
 
-    def tokenize(self, class_names: Sequence[str]) -> Tensor:
-        """CLIP BPE tokens of every prompt, class-major, (T * P, context_length).
+    def tokenize(self, class_names: Sequence[ClassName]) -> Tensor:
+        """CLIP BPE tokens of every prompt, (N, context_length): class by class, each of its
+        names (synonyms) in turn, template by template; N = T * P without synonyms.
 
         Prompts longer than the context are cut, keeping the end token (open_clip's rule).
         """
-        prompts = build_prompts(class_names, self.templates, self.synonym_rule)
+        names = [name for entry in self._entries(class_names) for name in entry]
+        prompts = build_prompts(names, self.templates, self.synonym_rule)
         return self.tokenizer(prompts, context_length=self.context_length)
 
     def forward(self, class_names: Sequence[ClassName]) -> Tensor:
@@ -103,8 +107,9 @@ class CATSegCLIPTextEncoder(BaseModule):
 
         Args:
             class_names (Sequence[str | Sequence[str]]): T classes. A class given as a list of
-                synonyms is the renormalised mean of its synonyms' embeddings (per template);
-                a plain name follows ``synonym_rule``.
+                synonyms is the renormalised mean of its synonyms' embeddings (per template),
+                as is a name "a, b" under ``synonym_rule='average'``; other names follow
+                ``synonym_rule``.
 
         Returns:
             Tensor: (T, P, C).
@@ -131,12 +136,12 @@ class CATSegCLIPTextEncoder(BaseModule):
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    @staticmethod
-    def _entries(class_names: Sequence[ClassName]) -> Tuple[Tuple[str, ...], ...]:
-        """Each class as a tuple: ``(name,)`` for a plain name, its synonyms otherwise."""
+    def _entries(self, class_names: Sequence[ClassName]) -> Tuple[Tuple[str, ...], ...]:
+        """Each class as the tuple of its synonyms: those given, else ``class_synonyms``."""
         if isinstance(class_names, str):
             raise TypeError(f'class_names must be a list, got the string {class_names!r:.80}')
-        entries = tuple((name,) if isinstance(name, str) else tuple(name) for name in class_names)
+        entries = tuple(class_synonyms(name, self.synonym_rule) if isinstance(name, str)
+                        else tuple(name) for name in class_names)
         if not entries:
             raise ValueError('class_names is empty: give at least one class name')
         if not all(entry and all(isinstance(n, str) for n in entry) for entry in entries):
@@ -146,7 +151,7 @@ class CATSegCLIPTextEncoder(BaseModule):
 
     def _encode(self, entries: Tuple[Tuple[str, ...], ...]) -> Tensor:
         names = [name for entry in entries for name in entry]
-        tokens = self.tokenize(names).to(self.token_embedding.weight.device)
+        tokens = self.tokenize(entries).to(self.token_embedding.weight.device)
         embeds = torch.cat([self.encode_tokens(chunk)
                             for chunk in tokens.split(self.encode_chunk_size)])
         self.num_prompts_encoded += tokens.shape[0]

@@ -4,7 +4,8 @@ Two sources share one interface, ``forward(images, clip_feats) -> Guidance``: th
 guidance from CLIP itself (``CATSegCLIPGuidance``), the paper (arXiv v1) from a separate feature
 backbone (``CATSegBackboneGuidance``).
 """
-from typing import TYPE_CHECKING, NamedTuple, Sequence, Tuple
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,11 @@ class CATSegCLIPGuidance(BaseModule):
     Examples:
         >>> guidance = CATSegCLIPGuidance(64, out_channels=(256, 128), scale_factors=(2, 4))
     """
+
+    # Read by the segmentor: None means this source takes the CLIP views themselves and needs
+    # no views of its own (CATSegBackboneGuidance sets both).
+    img_size: Optional[Tuple[int, int]] = None
+    pad_value: Optional[Tensor] = None
 
     def __init__(self,
                  in_channels: int,
@@ -97,14 +103,32 @@ class CATSegBackboneGuidance(BaseModule):
     The backbone returns its stages fine to coarse (e.g. ``out_indices=(0, 1, 2)``: ResNet's
     conv2_x, conv3_x, conv4_x); the coarsest guides aggregation, the others the decoder.
 
+    Its input is views in CLIP's normalisation, (B, 3, H_img, W_img): they are renormalised
+    (ImageNet statistics) and resized to ``img_size`` unless they have that size already. The
+    official v1 code pads and resizes each branch's image separately (fixture README §3), so a
+    whole image's guidance view is the unpadded image padded with ``pad_value`` (zero once
+    renormalised) and resized straight to ``img_size``; a 384x384 sliding-window crop is used as
+    it is (§9).
+
     Args:
         backbone (ConfigType): mmpretrain backbone, e.g.
             ``dict(type='mmpretrain.ResNet', depth=101, out_indices=(0, 1, 2))``.
         img_size (int): Side the backbone sees (paper: 384). Defaults to 384.
         clip_mean, clip_std (Sequence[float]): Normalisation of the incoming CLIP views.
         mean, std (Sequence[float]): Normalisation the backbone expects (ImageNet).
+        frozen (Sequence[str]): ``fnmatch`` patterns of backbone parameter names that do not
+            train, e.g. ``('*',)`` for the whole backbone (v1 Swin-B: SOLVER.BACKBONE_MULTIPLIER
+            0). Defaults to () (everything trains).
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=PATH,
             prefix='backbone.')`` for ImageNet weights. Defaults to None.
+
+    Examples:
+        >>> guidance = CATSegBackboneGuidance(dict(type='mmpretrain.ResNet', depth=18,
+        ...                                        num_stages=3, strides=(1, 2, 2),
+        ...                                        dilations=(1, 1, 1), out_indices=(0, 1, 2)))
+        >>> out = guidance(torch.zeros(1, 3, 384, 384), None)
+        >>> out.spatial.shape, [g.shape for g in out.decoder]
+        (torch.Size([1, 256, 24, 24]), [torch.Size([1, 128, 48, 48]), torch.Size([1, 64, 96, 96])])
     """
 
     def __init__(self,
@@ -114,6 +138,7 @@ class CATSegBackboneGuidance(BaseModule):
                  clip_std: Sequence[float] = CLIP_STD,
                  mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD,
+                 frozen: Sequence[str] = (),
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
@@ -123,6 +148,27 @@ class CATSegBackboneGuidance(BaseModule):
                                           for v in (clip_mean, clip_std, mean, std))
         self.register_buffer('scale', clip_std / std, persistent=False)
         self.register_buffer('shift', (clip_mean - mean) / std, persistent=False)
+        self._freeze(frozen)
+
+    @property
+    def pad_value(self) -> Tensor:
+        """Per-channel value (3,) in CLIP's normalisation that renormalises to 0: the padding of
+        a whole image's guidance view (the official code pads the ImageNet-normalised image
+        with zeros, fixture README §3)."""
+        return (-self.shift / self.scale).flatten()
+
+    def _freeze(self, patterns: Sequence[str]) -> None:
+        if isinstance(patterns, str):
+            raise TypeError(f'frozen must be a list of patterns, got the string {patterns!r}')
+        names = [name for name, _ in self.backbone.named_parameters()]
+        unmatched = [p for p in patterns if not any(fnmatchcase(n, p) for n in names)]
+        if unmatched:
+            raise ValueError(f'frozen patterns {unmatched} match no parameter of the guidance '
+                             f'backbone {type(self.backbone).__name__}; its parameters look '
+                             f'like {names[0] if names else "(none)"!r}')
+        for name, param in self.backbone.named_parameters():
+            if any(fnmatchcase(name, p) for p in patterns):
+                param.requires_grad_(False)
 
     def forward(self, images: Tensor, clip_feats: 'CLIPImageFeatures') -> Guidance:
         """Guidance from CLIP-normalised views (B, 3, H_img, W_img).

@@ -26,15 +26,25 @@ def resolve_templates(templates: Union[str, Sequence[str]]) -> Tuple[str, ...]:
     return tuple(templates)
 
 
-SYNONYM_RULES = ('first', 'full')
+SYNONYM_RULES = ('first', 'full', 'average')
+
+
+def class_synonyms(name: str, synonym_rule: str) -> Tuple[str, ...]:
+    """The names a class written as one string is prompted with.
+
+    'average' (paper v1, official cat_seg_predictor.py at ceaaad8): a name written "a, b" is the
+    class of the synonyms ("a", "b"), whose embeddings are averaged per template; 'first' and
+    'full' keep the string whole and leave it to :func:`prompt_name`.
+    """
+    return tuple(name.split(', ')) if synonym_rule == 'average' else (name, )
 
 
 def prompt_name(name: str, synonym_rule: str) -> str:
     """The text put into the templates for a class name.
 
-    'first' (official): a name written "a, b" is prompted as its first synonym "a"; any other name
-    is used exactly as given (a trailing space stays; the tokenizer normalises whitespace).
-    'full': the name as given.
+    'first' (official release): a name written "a, b" is prompted as its first synonym "a"; any
+    other name is used exactly as given (a trailing space stays; the tokenizer normalises
+    whitespace). 'full' and 'average' (already split by :func:`class_synonyms`): the name as given.
     """
     return name.split(', ')[0] if synonym_rule == 'first' else name
 
