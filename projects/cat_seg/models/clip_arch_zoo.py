@@ -39,6 +39,13 @@ CLIP_ARCH_ZOO: Dict[str, Dict[str, dict]] = {
         text=dict(embed_dims=1280, num_layers=32, num_heads=20, output_dims=1280, act='gelu',
                   **_TEXT_VOCAB)),
 }
+# The v1 code builds the OpenCLIP models with open_clip's force_image_size=336, which resizes their
+# positional tables to 24x24 + 1 at load time (official cat_seg_predictor.py at ceaaad8), so its
+# checkpoints (model_final_huge.pth, model_final_giant.pth) store 577-entry tables.
+for _name in ('vit-h14', 'vit-g14'):
+    CLIP_ARCH_ZOO[f'{_name}-336'] = dict(
+        vision=dict(CLIP_ARCH_ZOO[_name]['vision'], pretrain_img_size=336),
+        text=CLIP_ARCH_ZOO[_name]['text'])
 
 
 def resolve_arch(arch: Union[str, dict], tower: str) -> dict:
