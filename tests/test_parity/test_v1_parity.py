@@ -2,11 +2,13 @@
 ``tests/data/catseg_v1_parity_*``; other directories via ``CATSEG_V1_PARITY_FIXTURES``).
 
 Each fixture's model is rebuilt from its ``config.json`` and loads its official checkpoint
-strictly. The end-to-end tests run our segmentor as a user would (``predict``, ``loss``) and
-record what each stage computed with forward hooks, as the fixtures were recorded; every stored
-tensor is compared at the README's tolerances and the largest differences are printed.
+strictly. Every case runs twice, recording what each stage computed with forward hooks, as the
+fixtures were recorded: through our modules fed the two views the README defines (CLIP's and the
+guidance backbone's), and through the segmentor as a user runs it (``predict``, ``loss``). Every
+stored tensor is compared at the README's tolerances; the largest differences are printed
+(``pytest -s``) and recorded as junit properties.
 """
-import copy as copy_module
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -207,6 +209,7 @@ def run_whole_eval(model, case: dict, composed: bool) -> dict:
     """Every expected key of the whole-image case: from ``predict``, or with ``composed`` from
     ``v1_logits`` on the README's two views."""
     inputs, expected, probe = case['inputs'], case['expected'], case['probe_classes']
+    model.eval()
     images, samples = preprocess(model, inputs)
     metas = [s.metainfo for s in samples]
     model.test_cfg = dict(mode='whole')
@@ -248,6 +251,7 @@ def run_slide_eval(model, case: dict, window: dict, composed: bool) -> dict:
     inference (official fold and global view) over ``class_logits`` (or ``v1_logits`` with the
     crops as guidance views), then ``predict`` in slide mode (or the fused map resized)."""
     inputs, expected, probe = case['inputs'], case['expected'], case['probe_classes']
+    model.eval()
     images, samples = preprocess(model, inputs)
     slide = dict(crop_size=(window['kernel'],) * 2, stride=(window['stride'],) * 2,
                  resize_to=tuple(window['out_res']))
@@ -312,12 +316,12 @@ def run_case(model, fixture: V1Fixture, name: str, composed: bool) -> dict:
     return run_whole_eval(model, case, composed)
 
 
-# What today's CATSeg cannot feed the v1 guidance backbone (report of issue 16): views of the
-# image padded and resized for the backbone itself (README §3, §9). It can when the CLIP and
-# backbone inputs have the same size and the image needs no padding.
+# What CATSeg does not yet feed the v1 guidance backbone: views of the image padded and resized
+# for the backbone itself (README §3, §9). The CLIP views serve when both inputs have the same
+# size and the image needs no padding.
 NEEDS_GUIDANCE_VIEWS = ('CATSeg gives the guidance the CLIP views: a whole image padded with '
-                        "CLIP's zero and, at another CLIP size, resized twice (needs CATSeg to "
-                        'build the guidance its own views, see the report of issue 16)')
+                        "CLIP's zero and, at another CLIP size, resized twice; the segmentor "
+                        'must build the guidance views of its own (docs/variants.md)')
 
 
 def mark_needs_guidance_views(request, fixture: V1Fixture, name: str) -> None:
@@ -390,20 +394,20 @@ def test_v1_parity_prompt_tokens(v1_fixture, v1_model):
 def test_v1_parity_comparison_fails_on_a_perturbed_fixture_copy(v1_fixture, v1_model, tmp_path):
     """Each expected tensor of every case, moved by 1e-2 at one element in a copy of the
     fixture, makes the comparison of that case fail."""
-    copy = Path(shutil.copytree(v1_fixture.path, tmp_path / v1_fixture.path.name))
+    copied = Path(shutil.copytree(v1_fixture.path, tmp_path / v1_fixture.path.name))
     actual = {name: run_case(v1_model, v1_fixture, name, composed=True)
               for name in v1_fixture.cases}
-    pristine = torch.load(copy / 'cases.pt')
+    pristine = torch.load(copied / 'cases.pt')
     generator = torch.Generator().manual_seed(0)
     for name, case in v1_fixture.cases.items():
         for key in case['expected']:
-            cases = copy_module.deepcopy(pristine)
+            cases = copy.deepcopy(pristine)
             target = cases[name]['expected'][key]
             bump = torch.zeros(target.numel(), dtype=target.dtype)
             bump[torch.randint(target.numel(), (), generator=generator)] = 1e-2
             cases[name]['expected'][key] = target + bump.view(target.shape)
-            torch.save(cases, copy / 'cases.pt')
-            perturbed = load_v1_fixture(copy).cases[name]['expected']
+            torch.save(cases, copied / 'cases.pt')
+            perturbed = load_v1_fixture(copied).cases[name]['expected']
             with pytest.raises(AssertionError, match=repr(key)):
                 compare_case(perturbed, actual[name])
 
