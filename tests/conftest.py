@@ -19,10 +19,12 @@ def parity_fixture(request) -> ParityFixture:
     return load_parity_fixture(request.param)
 
 
-@pytest.fixture
-def parity_model(parity_fixture):
-    """The fixture's model with its converted official weights (strict load), in eval mode."""
-    model = MODELS.build(catseg_config_from_fixture(parity_fixture.config))
+@pytest.fixture(params=['plain', 'cpu'])
+def parity_model(request, parity_fixture):
+    """The fixture's model with its converted official weights (strict load), in eval mode,
+    under each execution plan."""
+    config = catseg_config_from_fixture(parity_fixture.config)
+    model = MODELS.build(dict(config, execution=request.param))
     model.load_state_dict(convert_official_state_dict(parity_fixture.state_dict))
     return model.eval()
 

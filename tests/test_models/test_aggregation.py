@@ -5,11 +5,12 @@ import torch.nn.functional as F
 
 from cat_seg.models import catseg_head
 from cat_seg.models.catseg_head import CATSegHead, CATSegHeadInputs
-from cat_seg.models.class_aggregation import ClassAggregation, feature_map
+from cat_seg.models.class_aggregation import ClassAggregation
 from cat_seg.models.cost_volume import cosine_cost, select_classes
+from cat_seg.models.cpu_execution import elu_plus_one, reorder, token_reorder, window_order
 from cat_seg.models.guidance import Guidance
-from cat_seg.models.spatial_aggregation import (SpatialAggregation, reorder, shifted_window_mask,
-                                                token_reorder, window_order)
+from cat_seg.models.spatial_aggregation import (SpatialAggregation, shifted_window_mask,
+                                                window_merge, window_partition)
 from cat_seg.models.upsampling_decoder import UpsamplingDecoder, UpsamplingStage
 
 HEAD = dict(num_classes=2, embed_dims=32, num_heads=2, num_layers=2, window_size=4,
@@ -60,12 +61,13 @@ def test_head_shapes_and_dropped_classes(head, classes):
     assert ((logits == -100).all(-1).all(-1).sum(1) == max(0, classes - 5)).all()
 
 
-def test_head_is_class_permutation_equivariant(head):
+@pytest.mark.parametrize('execution', ['plain', 'cpu'])
+def test_head_is_class_permutation_equivariant(head, execution):
     inputs = head_inputs(classes=4)
     order = torch.tensor([2, 0, 3, 1])
     with torch.no_grad():
-        logits = head(inputs)
-        permuted = head(inputs._replace(text_embeds=inputs.text_embeds[:, order]))
+        logits = head(inputs, execution)
+        permuted = head(inputs._replace(text_embeds=inputs.text_embeds[:, order]), execution)
     torch.testing.assert_close(permuted, logits[:, order], atol=1e-5, rtol=1e-5)
 
 
@@ -96,8 +98,8 @@ def explicit_padding_reference(layer, x, guidance):
     y = layer.norm1(tokens)
     text = guide[:, None, None]
     heads = layer.num_heads
-    q = feature_map(layer.attn.q(y, text).unflatten(-1, (heads, -1)))
-    k = feature_map(layer.attn.k(y, text).unflatten(-1, (heads, -1)))
+    q = F.elu(layer.attn.q(y, text).unflatten(-1, (heads, -1))) + 1
+    k = F.elu(layer.attn.k(y, text).unflatten(-1, (heads, -1))) + 1
     v = layer.attn.v(y).unflatten(-1, (heads, -1))
     scores = torch.einsum('...thd,...shd->...hts', q, k)
     norm = scores.sum(-1)[..., None].transpose(-2, -3) + 1e-6
@@ -107,16 +109,30 @@ def explicit_padding_reference(layer, x, guidance):
     return x + tokens.permute(0, 3, 1, 2, 4)[:, :classes]
 
 
-def test_counted_padding_equals_materialised_padding():
+@pytest.mark.parametrize('cpu', [False, True])
+def test_counted_padding_equals_materialised_padding(cpu):
     torch.manual_seed(0)
     layer = ClassAggregation(16, 8, num_heads=2, pad_len=7)
     torch.nn.init.normal_(layer.padding_tokens)
     torch.nn.init.normal_(layer.padding_guidance)
     x, guidance = torch.randn(2, 3, 4, 5, 16), torch.randn(2, 3, 8)
     with torch.no_grad():
-        torch.testing.assert_close(layer(x, guidance, (1, 1)),
+        torch.testing.assert_close(layer(x, guidance, (1, 1), cpu=cpu),
                                    explicit_padding_reference(layer, x, guidance),
                                    atol=1e-5, rtol=1e-5)
+
+
+def test_cpu_feature_map_is_elu_plus_one():
+    x = torch.linspace(-30, 30, 1001)
+    torch.testing.assert_close(elu_plus_one(x), F.elu(x) + 1, atol=1e-7, rtol=1e-6)
+
+
+def test_window_partition_and_merge_invert_each_other():
+    x = torch.arange(2 * 4 * 6 * 3.).view(1, 2, 4, 6, 3)
+    windows = window_partition(x, 2)                     # (1, 2, 6, 4, 3)
+    assert windows.shape == (1, 2, 6, 4, 3)
+    assert windows[0, 0, 1, :, 0].tolist() == [6., 9., 24., 27.]   # second window, row-major
+    assert torch.equal(window_merge(windows, 2, 4, 6), x)
 
 
 def test_shift_mask_separates_regions_brought_together_by_the_roll():
@@ -144,10 +160,12 @@ def test_spatial_aggregation_rejects_grids_the_window_does_not_divide():
         block(torch.randn(1, 2, 8, 10, 16), torch.randn(1, 8, 10, 8))
 
 
+@pytest.mark.parametrize('cpu', [False, True])
 @pytest.mark.parametrize('height,width', [(4, 4), (3, 5), (1, 2)])
-def test_decoder_stage_equals_upsampling_then_concatenation(height, width):
-    """The fused 2x2 kernel and the broadcast guidance term give the official stage's output
-    and parameter gradients (transposed conv, concatenated guidance, 3x3 conv)."""
+def test_decoder_stage_equals_upsampling_then_concatenation(height, width, cpu):
+    """The split weight with the broadcast guidance term (plain) and the fused 2x2 kernel (cpu)
+    give the official stage's output and parameter gradients (transposed conv, concatenated
+    guidance, 3x3 conv)."""
     torch.manual_seed(0)
     stage = UpsamplingStage(16, 16, 4)
     x = torch.randn(2, 3, 16, height, width)
@@ -157,7 +175,8 @@ def test_decoder_stage_equals_upsampling_then_concatenation(height, width):
     concat = torch.cat([stage.up(x.flatten(0, 1)), guidance.repeat_interleave(3, 0)], 1)
     expected = stage.convs(concat)
     expected_grads = torch.autograd.grad(expected.square().sum(), params)
-    out = stage(x, stage.shared_terms(guidance)).flatten(0, 1)
+    out = (stage.forward_cpu(x, stage.shared_terms(guidance)) if cpu
+           else stage(x, guidance)).flatten(0, 1)
     grads = torch.autograd.grad(out.square().sum(), params)
 
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
@@ -191,18 +210,20 @@ def test_decoder_checks_the_guidance_count():
         decoder(torch.randn(1, 1, 32, 2, 2), [torch.randn(1, 8, 4, 4)] * 2)
 
 
+@pytest.mark.parametrize('execution', ['plain', 'cpu'])
 @pytest.mark.parametrize('classes', [3, 5, 9])
-def test_chunked_classes_equal_the_unchunked_computation(head, classes):
+def test_chunked_classes_equal_the_unchunked_computation(head, classes, execution):
     inputs = head_inputs(classes=classes)
+    head.keep_all_classes = True                   # 9 classes > pad_len: chunked in both plans
     with torch.no_grad():
         head.class_chunk_size = None
-        whole = head(inputs)
+        whole = head(inputs, execution)
         head.class_chunk_size = 2
-        chunked = head(inputs)
+        chunked = head(inputs, execution)
         head.train()
-        chunked_train = head(inputs)
+        chunked_train = head(inputs, execution)
         head.class_chunk_size = None
-        whole_train = head(inputs)
+        whole_train = head(inputs, execution)
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(chunked_train, whole_train, atol=1e-5, rtol=1e-5)
 
@@ -213,44 +234,59 @@ def test_in_place_updates_equal_new_buffers(head, monkeypatch):
     inputs = head_inputs(classes=9)
     head.class_chunk_size = 2                      # several chunks and class-aggregation steps
     with torch.no_grad():
-        expected = head(inputs)
+        expected = head(inputs, 'cpu')
         monkeypatch.setattr(catseg_head, 'IN_PLACE_MIN_BYTES', 0)
-        in_place = head(inputs)
+        in_place = head(inputs, 'cpu')
     torch.testing.assert_close(in_place, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_class_aggregation_steps_take_every_class_of_a_few_pixels():
     head = CATSegHead(**{**HEAD, 'embed_dims': 128, 'num_heads': 4})
-    assert head._class_step((5, 150, 24, 24, 128), (1, 1)) == 4096 // 750
-    assert head._class_step((1, 20, 24, 24, 128), (1, 1)) == 4096 // 20
-    assert head._class_step((1, 5000, 24, 24, 128), (1, 1)) == 1
+    assert head._cpu_class_step((5, 150, 24, 24, 128), (1, 1)) == 4096 // 750
+    assert head._cpu_class_step((1, 20, 24, 24, 128), (1, 1)) == 4096 // 20
+    assert head._cpu_class_step((1, 5000, 24, 24, 128), (1, 1)) == 1
     head.class_chunk_size = 2                      # two classes' worth of tokens
-    assert head._class_step((5, 150, 24, 24, 128), (1, 1)) == 2 * 576 // 150
-    assert head._class_step((1, 20, 24, 24, 128), (2, 2)) == 2 * 144 // 20
+    assert head._cpu_class_step((5, 150, 24, 24, 128), (1, 1)) == 2 * 576 // 150
+    assert head._cpu_class_step((1, 20, 24, 24, 128), (2, 2)) == 2 * 144 // 20
     head.class_chunk_size = None
-    assert head._class_step((1, 20, 24, 24, 128), (1, 1)) is None
+    assert head._cpu_class_step((1, 20, 24, 24, 128), (1, 1)) is None
 
 
-def test_keep_all_classes_aggregates_every_class(head):
+@pytest.mark.parametrize('execution', ['plain', 'cpu'])
+def test_keep_all_classes_aggregates_every_class(head, execution):
     inputs = head_inputs(classes=9)                        # pad_len is 5
     head.keep_all_classes = True
     with torch.no_grad():
-        logits = head(inputs)
+        logits = head(inputs, execution)
         head.class_chunk_size = 4
-        chunked = head(inputs)
+        chunked = head(inputs, execution)
     assert (logits != -100).all()
     torch.testing.assert_close(chunked, logits, atol=1e-5, rtol=1e-5)
+
+
+def test_plain_plan_chunks_only_vocabularies_longer_than_pad_len(head):
+    assert head._plain_chunk(5) is None and head._plain_chunk(3) is None
+    assert head._plain_chunk(9) == 5                       # pad_len, as the release's top-k
+    head.class_chunk_size = None
+    assert head._plain_chunk(9) is None
+    head.class_chunk_size = 2
+    assert head._plain_chunk(9) == 2 and head._plain_chunk(2) is None
+
+
+def test_head_rejects_an_unknown_execution_plan(head):
+    with pytest.raises(ValueError, match=r"execution='gpu' is not one of \['plain', 'cpu'\]"):
+        head(head_inputs(), 'gpu')
 
 
 def test_auto_chunks_keep_the_largest_temporaries_within_their_budgets():
     """Release dimensions (d_F 128, MLP x4, 24x24 grid): a class costs 1.2 MB per view."""
     head = CATSegHead(**{**HEAD, 'embed_dims': 128, 'num_heads': 4, 'decoder_channels': (64, 32)})
     assert head.class_chunk_size == 'auto'
-    assert head._chunk_size((5, 1, 150, 24, 24)) == 5          # 5 views (slide)
-    assert head._chunk_size((1, 1, 150, 24, 24)) == 28         # one view (whole)
-    assert head._chunk_size((1, 1, 3, 24, 24)) == 3
-    assert head._chunk_size((64, 1, 3, 96, 96)) == 1
+    assert head._cpu_chunk_size((5, 1, 150, 24, 24)) == 5          # 5 views (slide)
+    assert head._cpu_chunk_size((1, 1, 150, 24, 24)) == 28         # one view (whole)
+    assert head._cpu_chunk_size((1, 1, 3, 24, 24)) == 3
+    assert head._cpu_chunk_size((64, 1, 3, 96, 96)) == 1
     # The decoder's last stage: 96x96x32 floats (1.2 MB) per class and view, 12 MiB in all.
-    assert head._chunk_size((5, 1, 150, 24, 24), decoder=True) == 2
-    assert head._chunk_size((1, 1, 150, 24, 24), decoder=True) == 10
-    assert head._chunk_size((1, 1, 3, 24, 24), decoder=True) == 3
+    assert head._cpu_chunk_size((5, 1, 150, 24, 24), decoder=True) == 2
+    assert head._cpu_chunk_size((1, 1, 150, 24, 24), decoder=True) == 10
+    assert head._cpu_chunk_size((1, 1, 3, 24, 24), decoder=True) == 3

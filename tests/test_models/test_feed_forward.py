@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from cat_seg.models import feed_forward as ff
+from cat_seg.models import cpu_execution as ff
 
 
 @pytest.mark.parametrize('activation', [nn.GELU(), nn.ReLU(), nn.GELU(approximate='tanh'),

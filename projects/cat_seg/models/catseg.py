@@ -14,6 +14,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptSampleList, SampleList, ad
 from torch import Tensor
 
 from .catseg_head import CATSegHeadInputs
+from .execution import check_execution, resolve_execution
 from .finetune_policy import apply_finetune_policy
 from .patch_inference import PatchLogits, fused_chunks, patch_logits
 
@@ -21,6 +22,8 @@ TEST_MODES = ('whole', 'slide')
 # test_cfg.precision -> autocast dtype of the forward pass (None: float32 throughout).
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 WHOLE_OUTPUTS = ('stretch_padded', 'crop_padding')
+# Classes whose sliding-window views the cpu plan merges at a time.
+CPU_MERGE_CLASSES = 64
 
 
 @MODELS.register_module()
@@ -52,6 +55,10 @@ class CATSeg(EncoderDecoder):
         pad_size_divisor (int): Images are zero-padded (in normalised space) to a multiple of
             this before the resize to the CLIP resolution, as the release does (fixture README
             §3). Defaults to 32.
+        execution (str): How the head and the post-processing run: 'plain' (the paper's
+            operations, all classes and views batched: for GPUs), 'cpu' (the same function in
+            cache-sized steps: for CPUs) or 'auto' (default): 'cpu' for CPU inputs, 'plain'
+            on other devices, resolved at every call (``execution.resolve_execution``).
         train_cfg, test_cfg (dict, optional): ``test_cfg.mode`` is 'whole' or 'slide'; slide
             takes ``crop_size``, ``stride``, ``resize_to`` and ``with_global_view`` (paper App.
             A.3); whole takes ``whole_output``: 'stretch_padded' (release: the map of the padded
@@ -78,6 +85,7 @@ class CATSeg(EncoderDecoder):
                  train_vocabulary: Optional[Sequence[str]] = None,
                  finetune_policy: Union[str, Sequence[str]] = 'attention_qv',
                  pad_size_divisor: int = 32,
+                 execution: str = 'auto',
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -94,6 +102,7 @@ class CATSeg(EncoderDecoder):
         self.vocabulary = list(vocabulary) if vocabulary is not None else None
         self.train_vocabulary = list(train_vocabulary) if train_vocabulary is not None else None
         self.pad_size_divisor = pad_size_divisor
+        self.execution = check_execution(execution)
         self._check_test_cfg()
         self.trainable_clip_parameters = apply_finetune_policy(self, finetune_policy)
 
@@ -147,7 +156,12 @@ class CATSeg(EncoderDecoder):
         clip_feats = self.backbone(views)
         guidance = self.guidance(views, clip_feats)
         text = text_embeds.unsqueeze(0).expand(views.shape[0], *text_embeds.shape)
-        return self.decode_head(CATSegHeadInputs(clip_feats.dense, text, guidance))
+        return self.decode_head(CATSegHeadInputs(clip_feats.dense, text, guidance),
+                                execution=self._plan(views))
+
+    def _plan(self, inputs: Tensor) -> str:
+        """The execution plan for tensors on the device of ``inputs``."""
+        return resolve_execution(self.execution, inputs.device.type)
 
     def whole_views(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Each image cropped to its ``img_shape``, zero-padded to ``pad_size_divisor`` and resized
@@ -201,10 +215,12 @@ class CATSeg(EncoderDecoder):
         """
         metas = self._metas(inputs, data_samples)
         text_embeds = self.encode_vocabulary(vocabulary)
+        # The cpu plan merges views and upsamples a few classes at a time (bounded memory).
+        cpu = self._plan(inputs) == 'cpu'
         with self._autocast(inputs.device.type):
             if self.test_cfg.get('mode', 'whole') == 'slide':
-                per_image = [fused_chunks(patches) for patches in
-                             self._slide_patches(inputs, metas, text_embeds)]
+                per_image = [fused_chunks(patches, CPU_MERGE_CLASSES if cpu else None)
+                             for patches in self._slide_patches(inputs, metas, text_embeds)]
             else:
                 per_image = [[prob] for prob in self._whole_probs(inputs, metas, text_embeds)]
         if data_samples is None:
@@ -212,14 +228,17 @@ class CATSeg(EncoderDecoder):
         for sample, chunks, meta in zip(data_samples, per_image, metas):
             # Class chunks of probabilities at model resolution, (1 or absent, t, h, w).
             chunks = (chunk.float().reshape(-1, *chunk.shape[-2:]) for chunk in chunks)
-            if self.test_cfg.get('return_probs', True):
-                prob = self._to_original(torch.cat(list(chunks)), meta)
-                sample.set_data(dict(seg_logits=PixelData(data=prob),
-                                     pred_sem_seg=PixelData(data=prob.argmax(0, keepdim=True))))
-            else:
+            return_probs = self.test_cfg.get('return_probs', True)
+            if cpu and not return_probs:
                 label, scores = self._argmax_at_original(chunks, meta)
-                sample.set_data(dict(pred_sem_seg=PixelData(data=label)))
-                sample.pred_class_scores = scores
+            else:
+                prob = self._to_original(torch.cat(list(chunks)), meta)
+                label = prob.argmax(0, keepdim=True)
+            sample.set_data(dict(pred_sem_seg=PixelData(data=label)))
+            if return_probs:
+                sample.set_data(dict(seg_logits=PixelData(data=prob)))
+            else:
+                sample.pred_class_scores = scores if cpu else prob.flatten(1).mean(1)
         return data_samples
 
     # ----------------------------------------------------------------- inference modes

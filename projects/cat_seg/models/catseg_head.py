@@ -10,37 +10,15 @@ from mmseg.utils import ConfigType
 from torch import Tensor, nn
 
 from .class_aggregation import ClassAggregation
-from .class_chunks import chunk_of, class_chunks, update_chunks
 from .cost_volume import (CostEmbedding, cosine_cost, gather_classes, scatter_classes,
                           select_classes)
+from .cpu_execution import (CHUNK_BUDGET_BYTES, CLASS_STEP_TOKENS, DECODER_CHUNK_BUDGET_BYTES,
+                            IN_PLACE_MIN_BYTES, chunk_of, class_chunks, update_chunks)
+from .execution import EXECUTION_PLANS
 from .guidance import Guidance
 from .guided_linear import GuidedLinear
 from .spatial_aggregation import SpatialAggregation
 from .upsampling_decoder import UpsamplingDecoder
-
-# Working-set budget of one class chunk in 'auto' mode. glibc serves blocks below its largest
-# dynamic mmap threshold (32 MiB on 64-bit) from the heap and reuses them; larger temporaries are
-# mapped and unmapped at every call and pay a page fault per 4 KiB on first touch, which cost a
-# third of the head's time at 150 classes x 5 views (30.8 s -> 18.8 s in chunks of 4 classes).
-CHUNK_BUDGET_BYTES = 32 * 2 ** 20
-
-# The decoder's own budget in 'auto' mode, for one map of its last stage (96x96x32 floats, 1.2 MB
-# per class and view, for ViT-B): its convolutions and GroupNorms stream whole maps, which run
-# fastest while a chunk's maps stay in the 32 MiB L3 cache. Decoder of 20 classes, medians of 6
-# runs alternating in one process: all at once 148 ms, 8 classes 128 ms; 5 views x 5 classes:
-# 177 ms at once, 144 ms 2 classes (10 maps) at a time.
-DECODER_CHUNK_BUDGET_BYTES = 12 * 2 ** 20
-
-# Tokens per step of class aggregation in 'auto' mode (every class of a few pixels; a (tokens,
-# 128) float tensor is 2 MiB, within L2/L3). ViT-B class aggregation, medians of 6 runs
-# alternating in one process: 5 views x 30 classes, 14400 tokens 374 ms, 2850 tokens 349 ms,
-# 1200 tokens 429 ms (op overhead); 1 view x 20 classes, 11520 tokens 58 ms, 2880 tokens 47 ms.
-CLASS_STEP_TOKENS = 4096
-
-# Cost embeddings larger than this are updated in place (``update_chunks``): one copy instead
-# of three; at 847 classes x 5 views (1.25 GB each) the peak RSS of a slide inference fell from
-# 7.9 GB to 3.8 GB. Smaller ones are concatenated, which is faster.
-IN_PLACE_MIN_BYTES = 512 * 2 ** 20
 
 # Logit of the classes the release drops when the vocabulary exceeds pad_len (official model.py
 # Aggregator.forward; fixture README §11): sigmoid(-100) is 0 for every practical purpose.
@@ -82,22 +60,48 @@ class AggregatorLayer(nn.Module):
         self.joint_agg = (ClassAggregation(embed_dims, 0, num_heads, 0, mlp_ratio)
                           if 'joint' in layer_types else None)
 
-    def forward(self, x: Tensor, spatial_guidance, text_guidance, pool_size,
-                chunks: Sequence[slice], class_step: Optional[int]) -> Tensor:
-        """(B, T, H, W, C) -> (B, T, H, W, C); per-class work in chunks of classes, class
-        aggregation ``class_step`` pixels at a time (None: all)."""
+    def forward(self, x: Tensor, spatial_guidance: Optional[Tensor],
+                text_guidance: Optional[Tensor], pool_size: Tuple[int, int],
+                class_chunk: Optional[int] = None) -> Tensor:
+        """(B, T, H, W, C) -> (B, T, H, W, C), guidance (B, H, W, C_s) and (B, T, C_t).
+
+        ``class_chunk`` bounds memory for very long vocabularies: per-class work takes that
+        many classes at a time, class aggregation as many classes' worth of pixels.
+        """
+        classes, pixels = x.shape[1], x.shape[2] * x.shape[3]
+        if self.spatial_agg is not None:
+            if class_chunk is None:
+                x = self.spatial_agg(x, spatial_guidance)
+            else:
+                x = torch.cat([self.spatial_agg(x[:, c], spatial_guidance)
+                               for c in class_chunks(classes, class_chunk)], dim=1)
+        if self.class_agg is not None:
+            step = None if class_chunk is None else max(1, class_chunk * pixels // classes)
+            x = self.class_agg(x, text_guidance, pool_size, step)
+        if self.joint_agg is not None:
+            x = self._joint(x)
+        return x
+
+    def forward_cpu(self, x: Tensor, spatial_guidance: Optional[Tensor],
+                    text_guidance: Optional[Tensor], pool_size: Tuple[int, int],
+                    chunks: Sequence[slice], class_step: Optional[int]) -> Tensor:
+        """:meth:`forward` with per-class work in ``chunks`` of classes and class aggregation
+        ``class_step`` pixels at a time (None: all)."""
         # x is the head's own buffer: a large one is updated in place.
         inplace = x.numel() * x.element_size() > IN_PLACE_MIN_BYTES
         if self.spatial_agg is not None:
-            x = update_chunks(x, chunks,
-                              lambda c: self.spatial_agg(chunk_of(x, c), spatial_guidance), inplace)
+            x = update_chunks(x, chunks, lambda c: self.spatial_agg.forward_cpu(
+                chunk_of(x, c), spatial_guidance), inplace)
         if self.class_agg is not None:
-            x = self.class_agg(x, text_guidance, pool_size, class_step, inplace)
+            x = self.class_agg.forward_cpu(x, text_guidance, pool_size, class_step, inplace)
         if self.joint_agg is not None:
-            # Every (class, pixel) token is one element of a single sequence.
-            tokens = x.flatten(1, 3)[:, :, None, None]                    # (B, T*H*W, 1, 1, C)
-            x = self.joint_agg(tokens, None, (1, 1)).view(x.shape)
+            x = self._joint(x)
         return x
+
+    def _joint(self, x: Tensor) -> Tensor:
+        """Every (class, pixel) token as one element of a single sequence."""
+        tokens = x.flatten(1, 3)[:, :, None, None]                        # (B, T*H*W, 1, 1, C)
+        return self.joint_agg(tokens, None, (1, 1)).view(x.shape)
 
 
 @MODELS.register_module()
@@ -112,6 +116,9 @@ class CATSegHead(BaseDecodeHead):
                    -> UpsamplingDecoder -> [scatter_classes()]
 
     The vocabulary is data: ``num_classes`` only satisfies ``BaseDecodeHead``; any T works.
+    ``forward(inputs, execution)`` runs the 'plain' plan (every class at once, the paper's
+    operations) or the 'cpu' plan (the same function in cache-sized class chunks with the
+    ``forward_cpu`` methods of the parts); ``CATSeg`` picks one per call.
 
     Args:
         embed_dims (int): d_F, cost embedding width. Defaults to 128.
@@ -143,11 +150,12 @@ class CATSegHead(BaseDecodeHead):
             the guidance (v1 Table 4). Defaults to False.
         class_chunk_size (int | str, optional): Classes processed at a time by the per-class
             stages, bounding memory for large vocabularies with the same result; class
-            aggregation takes as many tokens per step, every class of a few pixels. 'auto'
-            (default): as many as keep the largest temporary (the MLP hidden layer) within
-            ``CHUNK_BUDGET_BYTES``, the decoder's last-stage maps within
-            ``DECODER_CHUNK_BUDGET_BYTES`` and class aggregation at ``CLASS_STEP_TOKENS``;
-            None: all at once.
+            aggregation takes as many classes' worth of pixels per step. None: all at once.
+            'auto' (default): in the plain plan, ``pad_len`` classes at a time when a
+            vocabulary is longer (``keep_all_classes``), so memory never exceeds the release's;
+            in the cpu plan, the budgets of ``cpu_execution`` (MLP hidden layer within
+            ``CHUNK_BUDGET_BYTES``, decoder maps within ``DECODER_CHUNK_BUDGET_BYTES``, class
+            aggregation at ``CLASS_STEP_TOKENS`` tokens).
         train_pool_size (tuple[int, int]): Class-aggregation pooling in training. Defaults to
             (2, 2) (official POOLING_SIZES).
         test_pool_size (tuple[int, int]): Pooling at evaluation. Defaults to (1, 1) (eval.sh).
@@ -228,8 +236,16 @@ class CATSegHead(BaseDecodeHead):
         text = F.normalize(text_embeds.mean(dim=2), dim=-1)[:, :, None, None]  # (B, t, 1, 1, C)
         return self.feature_embed(image, text)
 
-    def _chunk_size(self, cost_shape, decoder: bool = False) -> int:
-        """Classes per chunk for a cost volume (B, P, T, H, W), of the decoder if ``decoder``."""
+    def _plain_chunk(self, num_classes: int) -> Optional[int]:
+        """Classes per chunk of the plain plan, None for all at once."""
+        size = self.class_chunk_size
+        if size == 'auto':
+            size = self.pad_len if self.pad_len and num_classes > self.pad_len else None
+        return None if size is None or size >= num_classes else size
+
+    def _cpu_chunk_size(self, cost_shape, decoder: bool = False) -> int:
+        """Classes per chunk of the cpu plan for a cost volume (B, P, T, H, W), of the decoder
+        if ``decoder``."""
         batch, _, classes, height, width = cost_shape
         if self.class_chunk_size is None:
             return classes
@@ -244,10 +260,10 @@ class CATSegHead(BaseDecodeHead):
             budget = CHUNK_BUDGET_BYTES
         return max(1, min(classes, int(budget // per_class)))
 
-    def _class_step(self, shape, pool_size) -> Optional[int]:
-        """Pixels per class-aggregation step for a cost embedding of ``shape`` (B, T, H, W, C):
-        ``CLASS_STEP_TOKENS`` tokens in 'auto' mode, as many as a class chunk of
-        ``class_chunk_size`` otherwise."""
+    def _cpu_class_step(self, shape, pool_size) -> Optional[int]:
+        """Pixels per class-aggregation step of the cpu plan for a cost embedding of ``shape``
+        (B, T, H, W, C): ``CLASS_STEP_TOKENS`` tokens in 'auto' mode, as many as a class chunk
+        of ``class_chunk_size`` otherwise."""
         batch, classes, height, width = shape[:4]
         if self.class_chunk_size is None:
             return None
@@ -256,15 +272,18 @@ class CATSegHead(BaseDecodeHead):
                   else self.class_chunk_size * batch * pixels)
         return max(1, tokens // (batch * classes))
 
-    def forward(self, inputs: CATSegHeadInputs) -> Tensor:
+    def forward(self, inputs: CATSegHeadInputs, execution: str = 'plain') -> Tensor:
         """Per-class logits.
 
         Args:
             inputs (CATSegHeadInputs): Image features, text embeddings (B, T, P, C), guidance.
+            execution (str): 'plain' or 'cpu' (``execution.EXECUTION_PLANS``).
 
         Returns:
             Tensor: (B, T, H * 2**N_U, W * 2**N_U).
         """
+        if execution not in EXECUTION_PLANS:
+            raise ValueError(f'execution={execution!r} is not one of {list(EXECUTION_PLANS)}')
         image_feats, text_embeds, guidance = inputs
         cost = cosine_cost(image_feats, text_embeds)
         num_classes = text_embeds.shape[1]
@@ -273,13 +292,8 @@ class CATSegHead(BaseDecodeHead):
             kept = select_classes(cost, self.pad_len)
             text_embeds = F.normalize(gather_classes(text_embeds, kept), dim=-1)
             cost = cosine_cost(image_feats, text_embeds)
-        chunks = class_chunks(cost.shape[2], self._chunk_size(cost.shape))
         if self.detach_cost:
             cost = cost.detach()
-        x = torch.cat([self.cost_embed(cost[:, :, c]) if self.feature_embed is None
-                       else self._embed_features(image_feats, text_embeds[:, c])
-                       for c in chunks], dim=1)                                 # (B, T, H, W, C)
-
         spatial = None
         if self.spatial_guidance_proj is not None:
             spatial = self.spatial_guidance_proj(guidance.spatial).permute(0, 2, 3, 1)
@@ -287,15 +301,43 @@ class CATSegHead(BaseDecodeHead):
         if self.text_guidance_proj is not None:
             text = self.text_guidance_proj(F.normalize(text_embeds.mean(dim=2), dim=-1))
         pool_size = self.train_pool_size if self.training else self.test_pool_size
-        class_step = self._class_step(x.shape, pool_size)
-        for layer in self.layers:
-            x = layer(x, spatial, text, pool_size, chunks, class_step)
-
-        terms = self.decoder.shared_terms(guidance.decoder)   # once, for every chunk
-        logits = torch.cat([
-            self.decoder(chunk_of(x, c).permute(0, 1, 4, 2, 3), guidance.decoder, terms)
-            for c in class_chunks(x.shape[1], self._chunk_size(cost.shape, decoder=True))],
-            dim=1)
+        aggregate = self._aggregate_cpu if execution == 'cpu' else self._aggregate
+        logits = aggregate(cost, image_feats, text_embeds, spatial, text, pool_size,
+                           guidance.decoder)
         if kept is not None:
             logits = scatter_classes(logits, kept, num_classes, DROPPED_CLASS_LOGIT)
         return logits
+
+    def _embed(self, cost: Tensor, image_feats: Tensor, text_embeds: Tensor,
+               chunk: slice = slice(None)) -> Tensor:
+        """Tokens (B, t, H, W, C) of classes ``chunk``: the cost embedding, or the feature
+        embedding of the 'features' baseline."""
+        if self.feature_embed is None:
+            return self.cost_embed(cost[:, :, chunk])
+        return self._embed_features(image_feats, text_embeds[:, chunk])
+
+    def _aggregate(self, cost, image_feats, text_embeds, spatial, text, pool_size,
+                   decoder_guidance) -> Tensor:
+        """The plain plan: cost embedding, N_B layers and decoder over all classes at once."""
+        class_chunk = self._plain_chunk(cost.shape[2])
+        x = self._embed(cost, image_feats, text_embeds)                    # (B, T, H, W, C)
+        for layer in self.layers:
+            x = layer(x, spatial, text, pool_size, class_chunk)
+        x = x.permute(0, 1, 4, 2, 3)                                       # (B, T, C, H, W)
+        if class_chunk is None:
+            return self.decoder(x, decoder_guidance)
+        return torch.cat([self.decoder(x[:, c], decoder_guidance)
+                          for c in class_chunks(x.shape[1], class_chunk)], dim=1)
+
+    def _aggregate_cpu(self, cost, image_feats, text_embeds, spatial, text, pool_size,
+                       decoder_guidance) -> Tensor:
+        """The cpu plan: :meth:`_aggregate` in class chunks sized to the caches."""
+        chunks = class_chunks(cost.shape[2], self._cpu_chunk_size(cost.shape))
+        x = torch.cat([self._embed(cost, image_feats, text_embeds, c) for c in chunks], dim=1)
+        class_step = self._cpu_class_step(x.shape, pool_size)
+        for layer in self.layers:
+            x = layer.forward_cpu(x, spatial, text, pool_size, chunks, class_step)
+        terms = self.decoder.shared_terms(decoder_guidance)   # once, for every chunk
+        decoder_chunks = class_chunks(x.shape[1], self._cpu_chunk_size(cost.shape, decoder=True))
+        return torch.cat([self.decoder.forward_cpu(chunk_of(x, c).permute(0, 1, 4, 2, 3), terms)
+                          for c in decoder_chunks], dim=1)

@@ -12,21 +12,44 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .class_chunks import class_chunks
-from .feed_forward import feed_forward
+from .cpu_execution import class_chunks, elu_plus_one, feed_forward
 from .guided_linear import GuidedLinear
 
 LINEAR_ATTENTION_EPS = 1e-6   # official LinearAttention eps
 
 
-def feature_map(x: Tensor) -> Tensor:
-    """Positive feature map of linear attention, elu(x) + 1 (Katharopoulos et al., 2020).
+def linear_attention(q: Tensor, k: Tensor, v: Tensor, padding: Optional[Tuple[Tensor, Tensor]],
+                     length: int) -> Tensor:
+    """Linear attention across classes (Katharopoulos et al., 2020) at each pixel.
 
-    Written as exp(min(x, 0)) + max(x, 0), the same function: torch's CPU ELU calls a scalar
-    expm1 while exp is vectorised, so on (1, 20, 24, 24, 4, 32) this takes 1.2-2 ms instead of
-    8 ms, and the values differ by at most 6e-8 (exp(x) is the more accurate form for x < 0).
+    ``out_t = q_t . sum_s k_s v_s^T / (q_t . sum_s k_s + eps)`` over the ``length`` classes of the
+    (padded) sequence, whose ``length - T`` padding slots share one key and value. The ratio is
+    computed in a form that stays within float16's range: both sums are means (the official
+    code divides the values by the length for this reason), and each query is divided by its
+    own sum, so its products are weighted averages of the means; the eps is scaled alike.
+
+    Args:
+        q, k (Tensor): Feature-mapped (positive) queries and keys, (B, T, P, heads, d).
+        v (Tensor): Values, (B, T, P, heads, d).
+        padding (tuple[Tensor, Tensor], optional): Key and value of the padding slots, each
+            (heads, d); None without padding.
+        length (int): Sequence length, T plus the padding slots.
+
+    Returns:
+        Tensor: (B, T, P, heads, d).
     """
-    return torch.exp(x.clamp(max=0)) + F.relu(x)
+    kv = torch.einsum('btpnd,btpne->bpnde', k, v / length)             # (B, P, h, d, d)
+    k_mean = k.mean(dim=1) * (k.shape[1] / length)                     # (B, P, h, d)
+    if padding is not None:
+        share = (length - k.shape[1]) / length
+        pad_k, pad_v = padding
+        kv = kv + share * torch.einsum('nd,ne->nde', pad_k, pad_v)
+        k_mean = k_mean + share * pad_k
+    q_sum = q.sum(dim=-1)                                              # (B, T, P, h)
+    q = q / q_sum[..., None]
+    normaliser = (torch.einsum('btpnd,bpnd->btpn', q, k_mean)
+                  + LINEAR_ATTENTION_EPS / length / q_sum)
+    return torch.einsum('btpnd,bpnde->btpne', q, kv) / normaliser[..., None]
 
 
 class ClassAggregation(nn.Module):
@@ -59,41 +82,42 @@ class ClassAggregation(nn.Module):
                                  if pad_len and guidance_channels else None)
 
     def forward(self, x: Tensor, guidance: Optional[Tensor], pool_size: Tuple[int, int],
-                pixels_per_step: Optional[int] = None, inplace: bool = False) -> Tensor:
-        """One layer.
+                pixels_per_step: Optional[int] = None, cpu: bool = False) -> Tensor:
+        """One layer (paper Eq. 3, 4).
 
         Args:
             x (Tensor): Cost embedding, (B, T, H, W, C).
             guidance (Tensor, optional): Projected text guidance, (B, T, C_g).
             pool_size (tuple[int, int]): Average pooling over (H, W) before attention; the
                 result is upsampled back (bilinear, align_corners=True) and added to ``x``.
-            pixels_per_step (int, optional): Pixels (of the pooled grid) attended at a time.
-                Attention runs across classes at each pixel, so a step holds every class of a
-                few pixels: memory is bounded for any T, and the key/value sums are taken in
-                one product over all classes instead of being accumulated. None: all at once.
-            inplace (bool): Without autograd and pooling, overwrite x with the result (for a
-                caller that owns x; a step reads only its own pixels).
+            pixels_per_step (int, optional): Pixels (of the pooled grid) attended at a time, to
+                bound memory for very long vocabularies; None: all at once.
+            cpu (bool): The cpu plan's feature map and MLP (the same values).
 
         Returns:
             Tensor: (B, T, H, W, C).
         """
         pooled = self._pool(x, pool_size)
-        batch, classes, height, width, channels = pooled.shape
         tokens = pooled.flatten(2, 3)                                      # (B, T, h*w, C)
         text = guidance[:, :, None] if guidance is not None else None     # (B, T, 1, C_g)
-        steps = class_chunks(height * width, pixels_per_step or height * width)
-        if inplace and not torch.is_grad_enabled() and pooled is x:
-            for step in steps:
-                tokens[:, :, step] += self._attend(tokens[:, :, step], text)
-            return x
-        updated = torch.cat([self._attend(tokens[:, :, step], text) for step in steps], dim=2)
-        updated = updated.view(pooled.shape)
-        if pooled is not x:
-            updated = F.interpolate(updated.permute(0, 1, 4, 2, 3).flatten(0, 1), x.shape[2:4],
-                                    mode='bilinear', align_corners=True)
-            updated = updated.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
-        # The release adds the whole updated pooled sequence (residuals included) to x.
-        return x + updated
+        if pixels_per_step is None:
+            updated = self._attend(tokens, text, cpu)
+        else:
+            updated = torch.cat([self._attend(tokens[:, :, step], text, cpu) for step in
+                                 class_chunks(tokens.shape[2], pixels_per_step)], dim=2)
+        return x + self._unpool(updated.view(pooled.shape), x.shape[2:4])
+
+    def forward_cpu(self, x: Tensor, guidance: Optional[Tensor], pool_size: Tuple[int, int],
+                    pixels_per_step: Optional[int] = None, inplace: bool = False) -> Tensor:
+        """:meth:`forward`; with ``inplace``, no autograd and no pooling, x is overwritten with
+        the result (for a caller that owns x; a step reads only its own pixels)."""
+        if not (inplace and not torch.is_grad_enabled() and tuple(pool_size) == (1, 1)):
+            return self.forward(x, guidance, pool_size, pixels_per_step, cpu=True)
+        tokens = x.flatten(2, 3)
+        text = guidance[:, :, None] if guidance is not None else None
+        for step in class_chunks(tokens.shape[2], pixels_per_step or tokens.shape[2]):
+            tokens[:, :, step] += self._attend(tokens[:, :, step], text, cpu=True)
+        return x
 
     @staticmethod
     def _pool(x: Tensor, pool_size: Tuple[int, int]) -> Tensor:
@@ -103,40 +127,45 @@ class ClassAggregation(nn.Module):
         pooled = F.avg_pool2d(x.permute(0, 1, 4, 2, 3).flatten(0, 1), pool_size)
         return pooled.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
 
-    def _heads(self, t: Tensor) -> Tensor:
-        return t.unflatten(-1, (self.num_heads, -1))
+    @staticmethod
+    def _unpool(x: Tensor, size: Tuple[int, int]) -> Tensor:
+        """Pooled (B, T, h, w, C) back to ``size`` (bilinear, align_corners=True)."""
+        if tuple(x.shape[2:4]) == tuple(size):
+            return x
+        batch, classes = x.shape[:2]
+        x = F.interpolate(x.permute(0, 1, 4, 2, 3).flatten(0, 1), size, mode='bilinear',
+                          align_corners=True)
+        return x.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
 
-    def _attend(self, tokens: Tensor, text: Optional[Tensor]) -> Tensor:
+    def _attend(self, tokens: Tensor, text: Optional[Tensor], cpu: bool = False) -> Tensor:
         """Attention across classes, then the MLP, for the tokens of a few pixels.
 
         Args:
             tokens (Tensor): (B, T, P, C), every class of P pixels.
             text (Tensor, optional): Text guidance, (B, T, 1, C_g).
+            cpu (bool): The cpu plan's feature map and MLP.
 
         Returns:
-            Tensor: The updated tokens, residuals included, (B, T, P, C).
+            Tensor: The updated tokens, residuals included, (B, T, P, C). The release adds the
+            whole updated sequence, residuals included, to the layer input.
         """
+        feature_map = elu_plus_one if cpu else (lambda t: F.elu(t) + 1)
         y = self.norm1(tokens)
         q = feature_map(self._heads(self.attn.q(y, text)))                 # (B, T, P, h, d)
         k = feature_map(self._heads(self.attn.k(y, text)))
         v = self._heads(self.attn.v(y))
-        kv = torch.einsum('btpnd,btpne->bpnde', k, v)                      # (B, P, h, d, d)
-        k_sum = k.sum(dim=1)                                               # (B, P, h, d)
-        num_pad = self.pad_len - tokens.shape[1] if self.pad_len else 0
-        if num_pad > 0:
-            pad_k, pad_v = self._padding_key_value()
-            kv = kv + num_pad * torch.einsum('nd,ne->nde', pad_k, pad_v)
-            k_sum = k_sum + num_pad * pad_k
-        normaliser = torch.einsum('btpnd,bpnd->btpn', q, k_sum) + LINEAR_ATTENTION_EPS
-        out = torch.einsum('btpnd,bpnde->btpne', q, kv) / normaliser[..., None]
-        tokens = tokens + out.flatten(-2)
-        return tokens + feed_forward(self.norm2(tokens), *self.mlp)
+        length = max(self.pad_len, tokens.shape[1])
+        padding = self._padding_key_value(feature_map) if length > tokens.shape[1] else None
+        tokens = tokens + linear_attention(q, k, v, padding, length).flatten(-2)
+        mlp = feed_forward(self.norm2(tokens), *self.mlp) if cpu else self.mlp(self.norm2(tokens))
+        return tokens + mlp
 
-    def _padding_key_value(self) -> Tuple[Tensor, Tensor]:
+    def _heads(self, t: Tensor) -> Tensor:
+        return t.unflatten(-1, (self.num_heads, -1))
+
+    def _padding_key_value(self, feature_map) -> Tuple[Tensor, Tensor]:
         """Feature-mapped key and value of the (identical) padding slots, each (heads, d)."""
         y = self.norm1(self.padding_tokens[0, 0])
         k = self.attn.k(y, self.padding_guidance[0, 0] if self.padding_guidance is not None
                         else None)
-        v = self.attn.v(y)
-        return (feature_map(k.unflatten(-1, (self.num_heads, -1))),
-                v.unflatten(-1, (self.num_heads, -1)))
+        return feature_map(self._heads(k)), self._heads(self.attn.v(y))

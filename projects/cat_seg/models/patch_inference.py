@@ -4,7 +4,7 @@ The official evaluation (fixture README §9) resizes the image to 640x640, runs 
 stride 256 and the whole image resized to 384x384, turns each view's logits into probabilities at
 crop resolution, averages the overlapping windows and finally averages local and global maps.
 """
-from typing import Callable, Iterator, List, NamedTuple, Tuple
+from typing import Callable, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -81,10 +81,13 @@ def patch_logits(images: Tensor,
                        with_global_view)
 
 
-def fused_chunks(patches: PatchLogits, class_chunk_size: int = 64) -> Iterator[Tensor]:
-    """Fused probabilities (B, t, *resize_to) of ``class_chunk_size`` classes at a time, so the
-    crop-resolution maps of every view, or the fused maps of every class, never exist at once."""
+def fused_chunks(patches: PatchLogits,
+                 class_chunk_size: Optional[int] = None) -> Iterator[Tensor]:
+    """Fused probabilities (B, t, *resize_to) of ``class_chunk_size`` classes at a time (None:
+    all), so the crop-resolution maps of every view, or the fused maps of every class, need
+    not exist at once."""
     logits = patches.logits.float()
+    class_chunk_size = class_chunk_size or logits.shape[2]
     for start in range(0, logits.shape[2], class_chunk_size):
         yield _merge_views(logits[:, :, start:start + class_chunk_size], patches.offsets,
                            patches.count.float(), patches.crop_size, patches.resize_to,
@@ -97,7 +100,7 @@ def patch_inference(images: Tensor,
                     stride: Tuple[int, int],
                     resize_to: Tuple[int, int],
                     with_global_view: bool = True,
-                    class_chunk_size: int = 64) -> Tensor:
+                    class_chunk_size: Optional[int] = None) -> Tensor:
     """Class probabilities of a batch by overlapping windows (+ a global view): the arguments
     of :func:`patch_logits`, merged by :func:`fused_chunks`.
 

@@ -11,12 +11,26 @@ import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import Tensor, nn
 
-from .feed_forward import feed_forward
+from .cpu_execution import feed_forward, reorder, token_reorder
 from .guided_linear import GuidedLinear
 
 # The release fills cross-region pairs of the shifted windows with -100, not -inf (official
 # model.py, SwinTransformerBlock): a finite logit, reproduced for parity.
 SHIFT_MASK_FILL = -100.0
+
+
+def window_partition(x: Tensor, window: int) -> Tensor:
+    """(..., H, W, C) -> windows (..., nW, window * window, C), row-major windows."""
+    *lead, height, width, channels = x.shape
+    x = x.view(*lead, height // window, window, width // window, window, channels)
+    return x.transpose(-4, -3).reshape(*lead, -1, window * window, channels)
+
+
+def window_merge(windows: Tensor, window: int, height: int, width: int) -> Tensor:
+    """Inverse of :func:`window_partition`: (..., nW, window * window, C) -> (..., H, W, C)."""
+    *lead, _, _, channels = windows.shape
+    x = windows.view(*lead, height // window, width // window, window, window, channels)
+    return x.transpose(-4, -3).reshape(*lead, height, width, channels)
 
 
 @lru_cache(maxsize=16)
@@ -30,63 +44,13 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int) -> Ten
     bounds = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
     for index, (rows, cols) in enumerate((r, c) for r in bounds for c in bounds):
         region[rows, cols] = index
-    windows = partition(region[None, None, :, :, None], window)[0, :, :, 0]  # (nW, N)
+    windows = window_partition(region[:, :, None], window)[:, :, 0]        # (nW, N)
     different = windows[:, None, :] != windows[:, :, None]
     return torch.zeros_like(different, dtype=torch.float).masked_fill(different, SHIFT_MASK_FILL)
 
 
-def partition(x: Tensor, window: int) -> Tensor:
-    """(B, T, H, W, C) -> windows (B * T, nW, window * window, C), row-major windows."""
-    batch, classes, height, width, channels = x.shape
-    x = x.view(batch * classes, height // window, window, width // window, window, channels)
-    return x.transpose(2, 3).reshape(batch * classes, -1, window * window, channels)
-
-
-TokenOrder = Optional[Tuple[int, int]]   # None: row-major pixels; (window, shift): window-major
-
-
-@lru_cache(maxsize=16)
-def window_order(height: int, width: int, window: int, shift: int) -> Tensor:
-    """Pixels of the grid cyclically shifted by -shift, listed window by window.
-
-    Returns:
-        Tensor: (H * W,) int64; entry i is the row-major pixel index of window-ordered token i.
-    """
-    pixels = torch.arange(height * width).view(1, 1, height, width, 1)
-    if shift:
-        pixels = pixels.roll((-shift, -shift), dims=(2, 3))
-    return partition(pixels, window).flatten()
-
-
-@lru_cache(maxsize=32)
-def token_reorder(height: int, width: int, source: TokenOrder,
-                  target: TokenOrder) -> Optional[Tensor]:
-    """Index taking tokens from the ``source`` to the ``target`` order; None if they agree."""
-    def pixels(order: TokenOrder) -> Tensor:
-        return (torch.arange(height * width) if order is None
-                else window_order(height, width, *order))
-
-    source_pixels, target_pixels = pixels(source), pixels(target)
-    position = torch.empty_like(source_pixels)
-    position[source_pixels] = torch.arange(source_pixels.numel())
-    index = position[target_pixels]
-    return None if torch.equal(index, torch.arange(index.numel())) else index
-
-
-def reorder(tokens: Optional[Tensor], index: Optional[Tensor]) -> Optional[Tensor]:
-    """Tokens (B, T, L, C) gathered along L by ``token_reorder``'s index (None: unchanged)."""
-    if tokens is None or index is None:
-        return tokens
-    return tokens.index_select(2, index.to(tokens.device))
-
-
 class GuidedWindowBlock(nn.Module):
     """Pre-norm Swin block whose queries and keys also see the guidance.
-
-    It runs on tokens already in its window order (see :meth:`token_order`): the roll and the
-    window partition are a permutation of tokens, and every layer but the attention acts on
-    each token alone, so the permutation is applied once to the block's input instead of to
-    q, k and v and inverted on the output.
 
     Args:
         embed_dims (int): C.
@@ -111,7 +75,7 @@ class GuidedWindowBlock(nn.Module):
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), act_layer=nn.GELU)
 
     def token_order(self, height: int, width: int) -> Tuple[int, int]:
-        """(window, shift) on a height x width grid, the order :meth:`forward` expects."""
+        """(window, shift) of this block on a height x width grid."""
         # As in the release, a grid no larger than the window is one unshifted window.
         window = min(self.window_size, height, width)
         shift = self.shift if min(height, width) > self.window_size else 0
@@ -120,34 +84,60 @@ class GuidedWindowBlock(nn.Module):
                              f'size {window}; choose window_size dividing both sides')
         return window, shift
 
-    def forward(self, x: Tensor, guidance: Optional[Tensor], window: int,
-                mask: Optional[Tensor]) -> Tensor:
-        """One block.
+    def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
+        """One block (paper Eq. 2, 4).
 
         Args:
-            x (Tensor): Tokens in window order, (B, T, nW * window**2, C).
-            guidance (Tensor, optional): Guidance in the same order, (B, 1, nW * window**2, C_g).
-            window (int): Window side.
-            mask (Tensor, optional): Additive shift mask, (nW, window**2, window**2).
+            x (Tensor): Cost embedding, (B, T, H, W, C).
+            guidance (Tensor, optional): Normalised guidance, (B, 1, H, W, C_g), shared by all
+                classes.
 
         Returns:
-            Tensor: (B, T, nW * window**2, C).
+            Tensor: (B, T, H, W, C).
+        """
+        height, width = x.shape[2:4]
+        window, shift = self.token_order(height, width)
+        y = self.norm1(x)
+        if shift:
+            y = y.roll((-shift, -shift), dims=(2, 3))
+            if guidance is not None:
+                guidance = guidance.roll((-shift, -shift), dims=(2, 3))
+        q, k, v = self.attn.q(y, guidance), self.attn.k(y, guidance), self.attn.v(y)
+        mask = shifted_window_mask(height, width, window, shift) if shift else None
+        windows = [window_partition(t, window) for t in (q, k, v)]       # (B, T, nW, N, C)
+        out = window_merge(self._window_attention(*windows, mask), window, height, width)
+        if shift:
+            out = out.roll((shift, shift), dims=(2, 3))
+        x = x + self.attn.proj(out)
+        return x + self.mlp(self.norm2(x))
+
+    def forward_cpu(self, x: Tensor, guidance: Optional[Tensor], window: int,
+                    mask: Optional[Tensor]) -> Tensor:
+        """:meth:`forward` on tokens already in its window order, (B, T, nW * window**2, C),
+        with guidance (B, 1, nW * window**2, C_g) in the same order.
+
+        The roll and the partition are a permutation of tokens and only the attention mixes
+        tokens, so the caller permutes once per block instead of q, k, v and the output.
         """
         y = self.norm1(x)
-        q, k, v = self.attn.q(y, guidance), self.attn.k(y, guidance), self.attn.v(y)
-        x = x + self.attn.proj(self._window_attention(q, k, v, window ** 2, mask))
+        q, k, v = (t.unflatten(2, (-1, window ** 2)) for t in
+                   (self.attn.q(y, guidance), self.attn.k(y, guidance), self.attn.v(y)))
+        x = x + self.attn.proj(self._window_attention(q, k, v, mask).flatten(2, 3))
         return x + feed_forward(self.norm2(x), self.mlp.fc1, self.mlp.act, self.mlp.fc2)
 
-    def _window_attention(self, q: Tensor, k: Tensor, v: Tensor, size: int,
+    def _window_attention(self, q: Tensor, k: Tensor, v: Tensor,
                           mask: Optional[Tensor]) -> Tensor:
-        """Attention inside each run of ``size`` tokens of q, k, v (B, T, L, C) -> (B, T, L, C).
+        """Multi-head attention inside each window: q, k, v (B, T, nW, N, C) -> (B, T, nW, N, C).
 
-        Windows and heads are views, (B*T*nW, heads, N, d), which torch's fused CPU kernel takes
-        without copies; the shift mask is tiled over the B*T windows of each position.
+        Windows and heads are views, (B*T*nW, heads, N, d): the 4-D layout fused attention
+        kernels take without copies.
+
+        Args:
+            mask (Tensor, optional): Additive shift mask, (nW, N, N), tiled over B*T.
         """
         shape = q.shape
-        heads = [t.reshape(-1, size, self.num_heads, shape[-1] // self.num_heads).transpose(1, 2)
-                 for t in (q, k, v)]
+        heads = [t.reshape(-1, shape[-2], self.num_heads, shape[-1] // self.num_heads)
+                 .transpose(1, 2) for t in (q, k, v)]
         if mask is not None:
             mask = mask.to(q).repeat(shape[0] * shape[1], 1, 1)[:, None]   # (B*T*nW, 1, N, N)
         out = F.scaled_dot_product_attention(*heads, attn_mask=mask)
@@ -175,6 +165,14 @@ class SpatialAggregation(nn.Module):
 
     def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
         """Cost embedding (B, T, H, W, C), guidance (B, H, W, C_g) or None -> (B, T, H, W, C)."""
+        if self.guidance_norm is not None:
+            guidance = self.guidance_norm(guidance)[:, None]               # (B, 1, H, W, C_g)
+        for block in self.blocks:
+            x = block(x, guidance)
+        return x
+
+    def forward_cpu(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
+        """:meth:`forward`, each block on tokens permuted once into its window order."""
         height, width = x.shape[2:4]
         if self.guidance_norm is not None:
             guidance = self.guidance_norm(guidance).flatten(1, 2)[:, None]  # (B, 1, H*W, C_g)
@@ -183,8 +181,8 @@ class SpatialAggregation(nn.Module):
             window, shift = block.token_order(height, width)
             tokens = reorder(tokens, token_reorder(height, width, order, (window, shift)))
             mask = shifted_window_mask(height, width, window, shift) if shift else None
-            tokens = block(tokens, reorder(guidance, token_reorder(height, width, None,
-                                                                   (window, shift))),
-                           window, mask)
+            tokens = block.forward_cpu(
+                tokens, reorder(guidance, token_reorder(height, width, None, (window, shift))),
+                window, mask)
             order = (window, shift)
         return reorder(tokens, token_reorder(height, width, order, None)).view(x.shape)

@@ -1,77 +1,20 @@
 """Upsampling decoder (paper §3.4): per-class 2x stages fed with higher-resolution guidance."""
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
-import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch import Tensor, nn
 
-
-def _parity_taps() -> Tensor:
-    """Where each tap of a 3x3 convolution (padding 1) on a 2x-upsampled grid reads.
-
-    Output row 2i + a, tap d reads upsampled row 2i + a + d - 1, which is low-resolution row
-    i + a - 1 + t at kernel row p of the stride-2 transposed convolution.
-
-    Returns:
-        Tensor: S[a, d, t, p] (2, 3, 2, 2), 1 where (a, d) reads (t, p), else 0.
-    """
-    taps = torch.zeros(2, 3, 2, 2)
-    for parity in range(2):
-        for tap in range(3):
-            taps[parity, tap, (parity + tap + 1) // 2 - parity, (parity + tap + 1) % 2] = 1
-    return taps
-
-
-def fuse_upsampling(up_weight: Tensor, conv_weight: Tensor) -> Tensor:
-    """A stride-2 2x2 transposed convolution followed by a 3x3 convolution, as one 2x2 one.
-
-    Both are linear with nothing between them, so their composition is a convolution on the
-    low-resolution grid: per output parity (a, b) a 2x2 kernel over rows i + a - 1 .. i + a.
-
-    Args:
-        up_weight (Tensor): Transposed convolution weight, (C_in, C_u, 2, 2).
-        conv_weight (Tensor): 3x3 convolution weight over its output, (C_out, C_u, 3, 3).
-
-    Returns:
-        Tensor: (4 * C_out, C_in, 2, 2) for ``F.conv2d(x, w, padding=1)``; output channel
-        (a, b, o) at (i + a, j + b) is channel o of output pixel (2i + a, 2j + b).
-    """
-    taps = _parity_taps().to(conv_weight)
-    fused = torch.einsum('AYip,BXjq,ouYX,cupq->ABocij', taps, taps, conv_weight, up_weight)
-    return fused.flatten(0, 2)
-
-
-def interleave_parities(y: Tensor, height: int, width: int) -> Tensor:
-    """(N, 4 * C, H + 1, W + 1) parity outputs of a fused kernel -> (N, C, 2H, 2W).
-
-    Output pixel (2i + a, 2j + b) is y[:, (a, b, :), i + a, j + b]: one strided view of y read
-    by a single copy. The result is channels-last in memory, the layout oneDNN runs fastest on.
-    """
-    y = y.contiguous(memory_format=torch.channels_last)           # (N, H+1, W+1, a, b, C)
-    batch, channels = y.shape[0], y.shape[1] // 4
-    row, col = y.stride(2), y.stride(3)
-    parities = y.as_strided(
-        (batch, height, 2, width, 2, channels),
-        (y.stride(0), row, row + 2 * channels, col, col + channels, 1))  # (N, i, a, j, b, C)
-    out = torch.empty_like(parities, memory_format=torch.contiguous_format).copy_(parities)
-    return out.flatten(1, 2).flatten(2, 3).permute(0, 3, 1, 2)
+from .cpu_execution import fuse_upsampling, interleave_parities
 
 
 class UpsamplingStage(nn.Module):
     """ConvTranspose 2x, concatenated guidance, then [Conv3x3 -> GroupNorm -> ReLU] x 2.
 
     The transposed convolution outputs ``in_channels - guidance_channels`` so that the
-    concatenation has ``in_channels`` channels again (official ``Up``). Its parameters and those
-    of the first convolution keep the official layout, but they are applied differently, with the
-    same result (up to float rounding):
-
-    - the first convolution's weight is split between the class features and the guidance; the
-      guidance (shared by all classes of an image) is convolved once and broadcast, never
-      repeated per class;
-    - the transposed convolution and the class part of the first convolution are one 2x2
-      convolution on the low-resolution grid (:func:`fuse_upsampling`): half the FLOPs of the
-      two (ViT-B, per class: 311 -> 164 MFLOP in stage 1, 311 -> 157 in stage 2).
+    concatenation has ``in_channels`` channels again (official ``Up``). The guidance is shared by
+    all classes of an image: the first convolution's weight is split between the class features
+    and the guidance, and the guidance part is computed once and broadcast over the classes.
 
     Args:
         in_channels (int): Input channels.
@@ -98,17 +41,29 @@ class UpsamplingStage(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.GroupNorm(groups, out_channels), nn.ReLU(inplace=True))
 
+    def forward(self, x: Tensor, guidance: Tensor) -> Tensor:
+        """Class features (B, T, C_in, H, W), projected guidance (B, C_g, 2H, 2W) ->
+        (B, T, C_out, 2H, 2W)."""
+        batch, classes = x.shape[:2]
+        up = self.up(x.flatten(0, 1))                                      # (B*T, C_u, 2H, 2W)
+        conv = self.convs[0].weight
+        y = F.conv2d(up, conv[:, :self.up.out_channels], padding=1).unflatten(0, (batch, classes))
+        if self.guidance_channels:
+            y = y + F.conv2d(guidance, conv[:, self.up.out_channels:], padding=1)[:, None]
+        return self.convs[1:](y.flatten(0, 1)).unflatten(0, (batch, classes))
+
     def shared_terms(self, guidance: Tensor) -> Tuple[Tensor, Tensor]:
-        """What every class of an image shares, computed once for all classes and chunks.
+        """What every class of an image shares in :meth:`forward_cpu`, computed once.
 
         Args:
             guidance (Tensor): Projected guidance at the output resolution, (B, C_g, 2H, 2W).
 
         Returns:
-            tuple[Tensor, Tensor]: The fused kernel (4 * C_out, C_in, 2, 2), and the additive
-            term (B, C_out, 2H, 2W): the transposed convolution's bias through the 3x3
-            convolution with its zero padding (the fused kernel applied to an all-ones input
-            with a single channel), plus the guidance through its part of that convolution.
+            tuple[Tensor, Tensor]: The fused kernel (4 * C_out, C_in, 2, 2) of the transposed
+            and the first convolution (:func:`fuse_upsampling`), and the additive term
+            (B, C_out, 2H, 2W): the transposed convolution's bias through the 3x3 convolution
+            with its zero padding (the fused kernel on an all-ones single-channel input), plus
+            the guidance through its part of that convolution.
         """
         conv_weight = self.convs[0].weight[:, :self.up.out_channels]
         height, width = guidance.shape[-2] // 2, guidance.shape[-1] // 2
@@ -121,8 +76,9 @@ class UpsamplingStage(nn.Module):
                                    padding=1)
         return fuse_upsampling(self.up.weight, conv_weight), term
 
-    def forward(self, x: Tensor, shared_terms: Tuple[Tensor, Tensor]) -> Tensor:
-        """Class features (B, T, C_in, H, W) and ``shared_terms()`` -> (B, T, C_out, 2H, 2W)."""
+    def forward_cpu(self, x: Tensor, shared_terms: Tuple[Tensor, Tensor]) -> Tensor:
+        """:meth:`forward` with the fused kernel: class features (B, T, C_in, H, W) and
+        :meth:`shared_terms` -> (B, T, C_out, 2H, 2W)."""
         batch, classes, _, height, width = x.shape
         weight, term = shared_terms
         y = F.conv2d(x.flatten(0, 1), weight, padding=1)
@@ -162,24 +118,33 @@ class UpsamplingDecoder(nn.Module):
             for c_in, c_out, c_g in zip(stage_in, channels, guidance_proj_channels))
         self.cls_conv = nn.Conv2d(channels[-1] if channels else in_channels, 1, 3, padding=1)
 
+    def forward(self, x: Tensor, guidance: Sequence[Tensor]) -> Tensor:
+        """Aggregated cost (B, T, C, H, W) and guidance maps, coarse to fine -> logits
+        (B, T, H * 2**N_U, W * 2**N_U)."""
+        self._check_guidance(guidance)
+        for stage, proj, level in zip(self.stages, self.guidance_projs, guidance):
+            x = stage(x, proj(level))
+        return self._classify(x)
+
     def shared_terms(self, guidance: Sequence[Tensor]) -> List[Tuple[Tensor, Tensor]]:
         """Each stage's :meth:`UpsamplingStage.shared_terms` of its projected guidance,
-        computed once per image for all classes (and class chunks)."""
-        if self.stages and len(guidance) != len(self.stages):   # no stages: guidance unused
-            raise ValueError(f'the decoder has {len(self.stages)} stages but got '
-                             f'{len(guidance)} guidance maps')
+        computed once per image for all class chunks of :meth:`forward_cpu`."""
+        self._check_guidance(guidance)
         return [stage.shared_terms(proj(level))
                 for stage, proj, level in zip(self.stages, self.guidance_projs, guidance)]
 
-    def forward(self, x: Tensor, guidance: Sequence[Tensor],
-                shared_terms: Optional[Sequence[Tuple[Tensor, Tensor]]] = None) -> Tensor:
-        """Aggregated cost (B, T, C, H, W) and guidance maps -> logits (B, T, H * 2**N_U, ...).
-
-        ``shared_terms`` (from :meth:`shared_terms`) skips recomputing them per chunk.
-        """
-        if shared_terms is None:
-            shared_terms = self.shared_terms(guidance)
+    def forward_cpu(self, x: Tensor, shared_terms: Sequence[Tuple[Tensor, Tensor]]) -> Tensor:
+        """:meth:`forward` of a class chunk with the fused stages and :meth:`shared_terms`."""
         for stage, terms in zip(self.stages, shared_terms):
-            x = stage(x, terms)
+            x = stage.forward_cpu(x, terms)
+        return self._classify(x)
+
+    def _check_guidance(self, guidance: Sequence[Tensor]) -> None:
+        if self.stages and len(guidance) != len(self.stages):   # no stages: guidance unused
+            raise ValueError(f'the decoder has {len(self.stages)} stages but got '
+                             f'{len(guidance)} guidance maps')
+
+    def _classify(self, x: Tensor) -> Tensor:
+        """Stage output (B, T, C, H, W) -> one logit per class and pixel, (B, T, H, W)."""
         batch, classes = x.shape[:2]
         return self.cls_conv(x.flatten(0, 1)).view(batch, classes, *x.shape[-2:])
