@@ -1,5 +1,8 @@
 """Evaluate a checkpoint on the test set of an MMSegmentation config.
 
+CHECKPOINT (ours, or an official CAT-Seg one, converted on the fly) must fit the config's model
+exactly: a checkpoint of another architecture is refused with the keys that differ.
+
     python tools/test.py CONFIG CHECKPOINT [--benchmark FILE] [--work-dir DIR] [--out DIR]
         [--show-dir DIR] [--metrics-json FILE]
 """
@@ -8,10 +11,12 @@ import json
 import os.path as osp
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
+from cat_seg.checkpoint import load_checkpoint_into
 from cat_seg.runtime import (add_runner_arguments, exit_tool, load_runner_config,
                              main_guard)
 from mmengine.config import Config
 from mmengine.dist import get_rank
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 
@@ -45,7 +50,9 @@ def build_config(args: argparse.Namespace) -> Config:
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg = load_runner_config(args, before_options=(
         (lambda cfg: apply_benchmark(cfg, args.benchmark)) if args.benchmark else None))
-    cfg.load_from = args.checkpoint
+    # CHECKPOINT is loaded strictly by main(); the runner's own loading is not strict, and a
+    # load_from of the config would replace it.
+    cfg.load_from = None
     if args.out:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
@@ -58,7 +65,11 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv=None) -> int:
     args = parse_args(argv)
     with main_guard(args.debug):
-        metrics = Runner.from_cfg(build_config(args)).test()
+        runner = Runner.from_cfg(build_config(args))
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        load_checkpoint_into(model, args.checkpoint)
+        runner.logger.info(f'Loaded checkpoint {args.checkpoint} (strict)')
+        metrics = runner.test()
         if args.metrics_json and get_rank() == 0:
             # Metric values are numpy scalars, which json cannot write as they are.
             with open(args.metrics_json, 'w') as f:

@@ -5,8 +5,8 @@
 import argparse
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
-from cat_seg.runtime import (add_runner_arguments, exit_tool, load_runner_config,
-                             main_guard)
+from cat_seg.runtime import (add_runner_arguments, check_resume_checkpoint, exit_tool,
+                             load_runner_config, main_guard)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -29,6 +29,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
+        check_resume_checkpoint(args.resume)
         cfg.resume, cfg.load_from = True, args.resume
     return cfg
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from catseg_testing import (REPO_ROOT, TINY_CONFIG, free_port, run_tool as run,
                             write_synthetic_dataset)
@@ -46,6 +47,38 @@ def test_resume_continues_from_the_saved_iteration(trained):
     assert 'resumed epoch: 0, iter: 2' in log
     trained_iters = re.findall(r'Iter\(train\) \[(\d)/4\]', log)
     assert trained_iters == ['3', '4']
+
+
+@pytest.mark.parametrize('kind', ['truncated', 'text', 'weights only'])
+def test_resume_refuses_a_file_that_is_not_a_training_checkpoint(trained, kind):
+    root, data, work_dir, _ = trained
+    path = root / f'{kind.replace(" ", "_")}.pth'
+    if kind == 'truncated':
+        path.write_bytes((work_dir / 'iter_2.pth').read_bytes()[:5000])
+    elif kind == 'text':
+        path.write_text('not a checkpoint')
+    else:
+        torch.save({'decode_head.conv.weight': torch.zeros(1)}, path)
+    result, log = run([sys.executable, str(TOOLS / 'train.py'), str(TINY_CONFIG), '--work-dir',
+                       str(root / 'resumed'), '--resume', str(path), *data_options(data)],
+                      cwd=root)
+    assert result.returncode == 2 and 'Traceback' not in log, log[-3000:]
+    reason = ("it has no training state ['meta', 'state_dict', 'optimizer'], so it is not a "
+              'checkpoint of tools/train.py; to start training from its weights use '
+              f'--cfg-options load_from={path}' if kind == 'weights only'
+              else 'it is not a readable checkpoint of tools/train.py (truncated, or another '
+              'kind of file: ')
+    assert f"error: cannot resume from '{path}': {reason}" in log
+
+
+def test_test_tool_refuses_a_checkpoint_of_another_architecture(trained):
+    root, data, work_dir, _ = trained
+    result, log = run([sys.executable, str(TOOLS / 'test.py'), str(TINY_CONFIG),
+                       str(work_dir / 'iter_4.pth'), '--work-dir', str(root / 'test_other'),
+                       *data_options(data), 'model.decode_head.num_layers=2'], cwd=root)
+    assert result.returncode == 2 and 'Traceback' not in log, log[-3000:]
+    assert re.search(rf"error: checkpoint '{work_dir / 'iter_4.pth'}' does not match the "
+                     r"config: \d+ missing keys \['decode_head\.layers\.1\.", log)
 
 
 def test_test_tool_reports_miou(trained):
