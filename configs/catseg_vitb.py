@@ -1,4 +1,5 @@
 # CAT-Seg CVPR 2024 release: CLIP ViT-B/16 (OpenAI), COCO-Stuff-171, 4 GPUs x 1 image, 80k iterations.
+# Released weights (official model_base.pth): configs/metafile.yaml, which tools/demo.py reads.
 _base_ = [
     './_base_/models/catseg_release.py',
     './_base_/datasets/coco_stuff164k_384x384.py',

@@ -6,12 +6,13 @@ safetensors), so a pickle that would run code is refused.
 import re
 import urllib.parse
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from .checkpoint_v1 import is_v1_layout, split_v1_state_dict
+from .weights import download_checkpoint
 
 # Official (detectron2) key prefix -> our segmentor prefix; the rest of each key is kept.
 # CLIP keys are OpenAI's (split q/k/v in the official files, which our encoders also use).
@@ -57,7 +58,8 @@ def fetch_checkpoint(path_or_url: str) -> str:
     """A local path for a checkpoint given as a path or a URL (http(s)://, file://).
 
     URLs are downloaded once into torch hub's ``checkpoints`` directory (``$TORCH_HOME``), where
-    mmengine keeps its downloads too, and reused afterwards.
+    mmengine keeps its downloads too, and reused afterwards (``weights.download_checkpoint``:
+    with a timeout, all of the file or nothing).
     """
     if '://' not in path_or_url:
         return path_or_url
@@ -66,12 +68,7 @@ def fetch_checkpoint(path_or_url: str) -> str:
         raise ValueError(f'checkpoint URL {path_or_url!r} does not end with a file name')
     target = Path(torch.hub.get_dir()) / 'checkpoints' / name
     if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(path_or_url, str(target), progress=True)
-        except (OSError, ValueError) as error:   # URLError is an OSError
-            raise ValueError(f'could not download the checkpoint {path_or_url!r}: {error}') \
-                from error
+        download_checkpoint(path_or_url, target)
     return str(target)
 
 
@@ -156,3 +153,50 @@ def _map_prefix(key: str) -> str:
             return new + key[len(old):]
     raise ValueError(f'unexpected key {key!r} in the official CAT-Seg checkpoint: it is neither '
                      f'mapped nor known to be unused (see cat_seg/checkpoint.py)')
+
+
+def load_checkpoint_file(path_or_url: str) -> Dict[str, Tensor]:
+    """``load_weights_file`` of a path or a URL (``fetch_checkpoint``).
+
+    Raises:
+        ValueError: A downloaded file that does not load; it is deleted, so that the next run
+            downloads it again.
+    """
+    path = fetch_checkpoint(path_or_url)
+    if path == path_or_url:
+        return load_weights_file(path)
+    try:
+        return load_weights_file(path)
+    except ValueError as error:
+        Path(path).unlink(missing_ok=True)
+        raise ValueError(f'the checkpoint downloaded from {path_or_url!r} does not load and was '
+                         f'deleted ({path}), so the next run downloads it again: {error}') \
+            from error
+
+
+def load_checkpoint_into(model: nn.Module, checkpoint: Union[str, Dict[str, Tensor]]) -> None:
+    """Load our checkpoint, or an official CAT-Seg one (converted on the fly), strictly.
+
+    Args:
+        model (nn.Module): The segmentor built from the config.
+        checkpoint (str | dict): A path, a URL (``load_checkpoint_file``), or a state dict.
+
+    Raises:
+        ValueError: Naming the keys that do not match the model, and the checkpoint.
+    """
+    state_dict = checkpoint if isinstance(checkpoint, dict) else load_checkpoint_file(checkpoint)
+    if any(key.startswith('sem_seg_head.') for key in state_dict):
+        state_dict = convert_official_state_dict(state_dict)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state_dict)
+                        if own[k].shape != state_dict[k].shape)
+    if missing or unexpected or mismatched:
+        name = 'state dict' if isinstance(checkpoint, dict) else repr(checkpoint)
+        raise ValueError(
+            f'checkpoint {name} does not match the config: {len(missing)} missing keys '
+            f'{missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, '
+            f'{len(mismatched)} keys of another shape {mismatched[:3]}; use the config the '
+            'checkpoint was trained with')
+    model.load_state_dict(state_dict)
