@@ -25,15 +25,19 @@ test: $(STAMP)
 	exit $$status
 
 # The sample photo is public domain (NASA; shipped with scikit-image as astronaut.png).
+# Weights: CHECKPOINT (a file or URL) if given, else the released weights of CONFIG
+# (configs/metafile.yaml; WEIGHTS_URL replaces their URL), downloaded once into torch hub's cache.
 CHECKPOINT ?=
+WEIGHTS_URL ?=
 CONFIG ?= configs/catseg_vitb.py
 INPUT ?= demo/astronaut.jpg
 VOCAB ?= person, spacesuit, american flag, rocket, wall
 DEMO_OUT ?= demo_out
 
 demo: $(STAMP)
-	$(PY) tools/demo.py $(INPUT) --vocab "$(VOCAB)" --config $(CONFIG) \
-		--checkpoint "$(CHECKPOINT)" --out $(DEMO_OUT)
+	$(if $(WEIGHTS_URL),CATSEG_WEIGHTS_URL="$(WEIGHTS_URL)") $(PY) tools/demo.py $(INPUT) \
+		--vocab "$(VOCAB)" --config $(CONFIG) $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)") \
+		--out $(DEMO_OUT)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,37 +1,43 @@
 """Segment your images with your own words.
 
     python tools/demo.py photo.jpg more_photos/ --vocab "sky, tree, person" \
-        --config configs/catseg_vitb.py --checkpoint catseg_vitb.pth --out demo_out
-    python tools/demo.py photo.jpg --dataset ade847 --checkpoint https://.../model_base.pth
+        --config configs/catseg_vitb.py --out demo_out
+    python tools/demo.py photo.jpg --dataset ade847 --checkpoint catseg_vitb.pth
 
-Writes per image: ``<name>_overlay.png`` (colours + legend of the classes present with their
-pixel share), ``<name>_labels.png`` (class index per pixel; 16-bit beyond 256 classes) and
-``<name>.json`` (vocabulary and classes present). Bad images are reported and skipped; the exit
-status is 1 when any image failed, 2 for unusable arguments.
+Without --checkpoint, the config's released weights (configs/metafile.yaml, or
+$CATSEG_WEIGHTS_URL) are downloaded once. Writes per image: ``<name>_overlay.png`` (colours +
+legend of the classes present with their pixel share), ``<name>_labels.png`` (class index per
+pixel; 16-bit beyond 256 classes) and ``<name>.json`` (vocabulary and classes present). An image
+that fails is reported (``failed: <path>: <reason>``) and skipped; the exit status is then 1, and
+2 for unusable arguments.
 """
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
 from typing import List, Tuple, Union
 
+from PIL import Image
 from tqdm import tqdm
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
-from cat_seg.apis import CATSegInferencer, expand_inputs, load_rgb, save_segmentation
+from cat_seg.apis import CATSegInferencer, ImageFailure, expand_inputs
 from cat_seg.apis.inferencer import DEFAULT_TEXT_CACHE
 from cat_seg.datasets import load_categories
+from cat_seg.weights import WEIGHTS_URL_ENV, released_weights_url
 
 # Written by the preparation scripts at the data roots of configs/benchmarks/{ade847,pc459}.py.
 CATEGORY_FILES = {'ade847': ('data/ade/ADE20K_847/ade847_categories.json', 'ade20k_847.py'),
                   'pc459': ('data/VOCdevkit/VOC2010/pc459_categories.json',
                             'pascal_context.py')}
 DATASETS = ['ade150', 'ade847', 'coco171', 'pc459', 'pc59', 'voc20']
-WEIGHTS_HELP = ('download an official CAT-Seg checkpoint (model_base.pth / model_large.pth, '
-                'linked from the README of github.com/cvlab-kaist/CAT-Seg) and pass it with '
-                '--checkpoint PATH, or `make demo CHECKPOINT=PATH`; official checkpoints are '
-                'converted on the fly')
+VOCABULARY_FILE_SHAPES = ('one name per line, or a JSON list of names ["sky", ...], of synonym '
+                          'lists [["person", "human"], ...] or of categories '
+                          '[{"name": "sky", ...}, ...]')
+JSON_KINDS = {dict: 'a JSON object', str: 'a JSON string', bool: 'a JSON boolean',
+              type(None): 'JSON null'}
 
 
 def dataset_vocabulary(name: str) -> list:
@@ -55,12 +61,48 @@ def dataset_vocabulary(name: str) -> list:
 
 
 def parse_class(entry: Union[str, list]) -> Union[str, Tuple[str, ...]]:
-    """A class: 'name', or synonyms written 'a; b' or as a JSON list ['a', 'b']."""
+    """A class: 'name', or synonyms written 'a; b' or as a list ['a', 'b']."""
     names = entry if isinstance(entry, list) else entry.split(';')
-    if not all(isinstance(n, str) for n in names):
-        raise ValueError(f'a class must be a name or a list of names, got {entry!r}')
     names = tuple(n.strip() for n in names if n.strip())
     return names[0] if len(names) == 1 else names
+
+
+def is_class_entry(entry) -> bool:
+    """A name, a list of names, or a category {"name": ...}."""
+    return (isinstance(entry, str)
+            or isinstance(entry, list) and all(isinstance(n, str) for n in entry)
+            or isinstance(entry, dict) and isinstance(entry.get('name'), str))
+
+
+def read_vocabulary_file(path: str) -> list:
+    """The entries of a --vocab-file (``VOCABULARY_FILE_SHAPES``; JSON if named ``.json`` or
+    starting with ``[`` or ``{``): names or lists of names.
+
+    Raises:
+        ValueError: Naming the file, what it holds and the shapes it may have.
+    """
+    try:
+        text = Path(path).read_text(encoding='utf-8')
+    except UnicodeDecodeError as error:
+        raise ValueError(f'vocabulary file {path!r} is not UTF-8 text ({error}); expected '
+                         f'{VOCABULARY_FILE_SHAPES}') from error
+    if Path(path).suffix.lower() != '.json' and not text.lstrip().startswith(('[', '{')):
+        return text.splitlines()
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f'vocabulary file {path!r} is not valid JSON ({error}); expected '
+                         f'{VOCABULARY_FILE_SHAPES}') from error
+    if not isinstance(entries, list):
+        kind = JSON_KINDS.get(type(entries), 'a JSON number')
+        raise ValueError(f'vocabulary file {path!r} holds {kind}, not a list; expected '
+                         f'{VOCABULARY_FILE_SHAPES}')
+    for index, entry in enumerate(entries):
+        if not is_class_entry(entry):
+            raise ValueError(f'vocabulary file {path!r}: entry {index} '
+                             f'({json.dumps(entry, ensure_ascii=False)[:60]}) is neither a name, '
+                             f'a list of names nor a category; expected {VOCABULARY_FILE_SHAPES}')
+    return [e['name'] if isinstance(e, dict) else e for e in entries]
 
 
 def read_vocabulary(args: argparse.Namespace) -> list:
@@ -72,9 +114,7 @@ def read_vocabulary(args: argparse.Namespace) -> list:
     if args.vocab is not None:
         entries = args.vocab.split(',')
     elif args.vocab_file is not None:
-        text = Path(args.vocab_file).read_text(encoding='utf-8')
-        entries = json.loads(text) if text.lstrip().startswith('[') else text.splitlines()
-        entries = [e['name'] if isinstance(e, dict) and 'name' in e else e for e in entries]
+        entries = read_vocabulary_file(args.vocab_file)
     else:
         entries = dataset_vocabulary(args.dataset)
     classes = [c for c in map(parse_class, entries) if c]
@@ -112,31 +152,52 @@ def parse_args(argv=None) -> argparse.Namespace:
                        'synonym lists), or a category file ([{"name": ..., "id": ...}, ...])')
     vocab.add_argument('--dataset', choices=DATASETS, help='a benchmark vocabulary')
     parser.add_argument('--config', default='configs/catseg_vitb.py')
-    parser.add_argument('--checkpoint', default='', help='our or an official checkpoint: a path '
-                        'or a URL (downloaded once into $TORCH_HOME/hub/checkpoints)')
+    parser.add_argument('--checkpoint', help='our or an official checkpoint: a path or a URL '
+                        '(downloaded once into $TORCH_HOME/hub/checkpoints); default: the '
+                        'released weights of --config (configs/metafile.yaml, or '
+                        f'${WEIGHTS_URL_ENV})')
     parser.add_argument('--out', default='demo_out', help='output directory')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--mode', choices=['slide', 'whole'], default='slide')
     parser.add_argument('--opacity', type=float, default=0.5)
     parser.add_argument('--text-cache', default=str(DEFAULT_TEXT_CACHE),
                         help='directory of text embeddings kept between runs ("" disables it)')
+    parser.add_argument('--max-pixels', type=int, default=Image.MAX_IMAGE_PIXELS,
+                        help='larger images are refused as possible decompression bombs '
+                        '(default: PIL\'s limit, %(default)s)')
     parser.add_argument('--debug', action='store_true', help='show tracebacks')
     return parser.parse_args(argv)
+
+
+def check_arguments(args: argparse.Namespace) -> str:
+    """The checkpoint to load (a path or a URL), once the other arguments are known usable."""
+    if not Path(args.config).is_file():
+        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    if not 0 <= args.opacity <= 1:
+        raise ValueError(f'--opacity {args.opacity} must be in [0, 1]')
+    if args.max_pixels < 1:
+        raise ValueError(f'--max-pixels {args.max_pixels} must be a positive number of pixels')
+    checkpoint = args.checkpoint or released_weights_url(args.config)
+    if '://' not in checkpoint and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f'no checkpoint at {checkpoint!r}: give a file or a URL with '
+                                '--checkpoint, or leave it out for the released weights')
+    if not args.checkpoint:
+        origin = (f'${WEIGHTS_URL_ENV}' if os.environ.get(WEIGHTS_URL_ENV)
+                  else Path(args.config).parent / 'metafile.yaml')
+        print(f'weights: {checkpoint} (no --checkpoint: the weights of {args.config} in {origin})')
+    return checkpoint
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        if not args.checkpoint or ('://' not in args.checkpoint
-                                   and not Path(args.checkpoint).is_file()):
-            raise FileNotFoundError(f'no checkpoint at {args.checkpoint!r}: {WEIGHTS_HELP}')
-        if not 0 <= args.opacity <= 1:
-            raise ValueError(f'--opacity {args.opacity} must be in [0, 1]')
+        checkpoint = check_arguments(args)
+        Image.MAX_IMAGE_PIXELS = args.max_pixels   # read by load_rgb for every image
         vocabulary = read_vocabulary(args)
         images = collect_images(args.inputs)
         out = Path(args.out)
         check_writable(out)
-        inferencer = CATSegInferencer(args.config, args.checkpoint, args.device, args.mode,
+        inferencer = CATSegInferencer(args.config, checkpoint, args.device, args.mode,
                                       text_cache_dir=args.text_cache or None)
     except (FileNotFoundError, ValueError, OSError) as error:
         if args.debug:
@@ -144,21 +205,20 @@ def main(argv=None) -> int:
         print(f'error: {error}', file=sys.stderr)
         return 2
 
-    failures = []
-    progress = tqdm(images, unit='image', disable=len(images) < 2)
-    for path in progress:
-        try:
-            rgb = load_rgb(path)
-            result = inferencer([rgb], vocabulary)[0]
-            summary = save_segmentation(out, path.stem, rgb, result, args.opacity, path)
-            top = ', '.join(f"{c['name']} {c['share']:.0%}" for c in summary['present'][:3])
-            progress.write(f'{path}: {top}')
-        except (FileNotFoundError, ValueError, OSError) as error:
-            failures.append((path, error))
-            progress.write(f'{path}: skipped: {error}', file=sys.stderr)
-    print(f'{len(images) - len(failures)} of {len(images)} images segmented; outputs in {out}')
-    for path, error in failures:
-        print(f'failed: {path}: {error}', file=sys.stderr)
+    failures = 0
+    # A bar on terminals only: elsewhere its redraws would split the report's lines.
+    progress = tqdm(total=len(images), unit='image', disable=True if len(images) < 2 else None)
+    for outcome in inferencer.segment_each(images, vocabulary, str(out), args.opacity):
+        if isinstance(outcome, ImageFailure):
+            failures += 1
+            progress.write(str(outcome), file=sys.stderr)
+        else:
+            top = ', '.join(f"{c['name']} {c['share']:.0%}"
+                            for c in outcome.present_classes()[:3])
+            progress.write(f'{outcome.source}: {top}')
+        progress.update()
+    progress.close()
+    print(f'{len(images) - failures} of {len(images)} images segmented; outputs in {out}')
     return 1 if failures else 0
 
 

@@ -1,18 +1,23 @@
 """tools/demo.py end to end on the parity fixture's official-format checkpoint (converted on the
 fly), and every kind of bad input."""
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
 from PIL import Image
 
 from cat_seg.apis import CATSegInferencer
 from cat_seg.datasets import save_categories
-from catseg_testing import REPO_ROOT, catseg_config_from_fixture
+from catseg_testing import REPO_ROOT, TINY_CONFIG, catseg_config_from_fixture
+from image_corpus import BROKEN, EXOTIC, write_image_corpus
 
 DEMO = REPO_ROOT / 'tools' / 'demo.py'
 VOCAB = 'person, spacesuit, flag'
@@ -55,24 +60,49 @@ def test_demo_writes_overlay_labels_and_summary(parity_fixture, fixture_config, 
     np.testing.assert_array_equal(api.label_map, labels)
 
 
-def test_bad_images_are_skipped_and_reported(parity_fixture, fixture_config, tmp_path):
+def test_one_call_over_every_broken_and_exotic_image(tiny_catseg, tmp_path):
+    """The tiny model (random weights: only sizes and reports are checked) over a folder of every
+    kind of image in tests/image_corpus.py, plus a missing path, in one call."""
     images = tmp_path / 'images'
-    images.mkdir()
-    (images / 'notes.jpg').write_text('not an image')
-    Image.new('RGB', (40, 30), 'red').save(images / 'good.png')
-    (images / 'truncated.jpg').write_bytes((REPO_ROOT / 'demo' / 'astronaut.jpg').read_bytes()[:3000])
-    Image.new('LA', (10, 10)).save(images / 'gray_alpha.png')
-    Image.fromarray(np.full((1, 1), 60000, np.uint16)).save(images / 'tiny16.png')
-    result, log = demo(images, tmp_path / 'missing.jpg', '--vocab', 'sky, sky, tree',
-                       '--config', fixture_config, '--checkpoint',
-                       parity_fixture.path / 'state_dict.pt', '--out', tmp_path / 'out',
+    write_image_corpus(images)
+    Image.open(REPO_ROOT / 'demo' / 'astronaut.jpg').resize((48, 32)).save(images / 'photo.jpg')
+    torch.save(tiny_catseg.state_dict(), tmp_path / 'tiny.pth')
+    missing = tmp_path / 'missing.jpg'
+    result, log = demo(images, missing, '--vocab', 'sky, sky, person', '--config', TINY_CONFIG,
+                       '--checkpoint', tmp_path / 'tiny.pth', '--out', tmp_path / 'out',
                        '--mode', 'whole', cwd=tmp_path)
-    assert result.returncode == 1
-    assert '3 of 6 images segmented' in log
+    assert result.returncode == 1 and 'Traceback' not in log, log[-3000:]
+    good = {**{name: shape for name, (_, shape, _) in EXOTIC.items()}, 'photo.jpg': (32, 48)}
+    for name, shape in good.items():
+        labels = Image.open(tmp_path / 'out' / f'{Path(name).stem}_labels.png')
+        assert labels.size[::-1] == shape, name            # rotated.jpg: 40 high, 20 wide
+    failed = [line for line in log.splitlines() if line.startswith('failed: ')]
+    bad = {str(images / n): reason for n, (_, reason) in BROKEN.items() if n != 'missing.jpg'}
+    bad[str(missing)] = BROKEN['missing.jpg'][1]
+    assert len(failed) == len(bad), failed
+    for path, reason in bad.items():
+        line = next(line for line in failed if line.startswith(f'failed: {path}: '))
+        assert re.search(reason, line[len(f'failed: {path}: '):]), line
+    assert f'{len(good)} of {len(good) + len(bad)} images segmented' in log
     assert 'duplicate class names removed' in log
-    assert "failed: " in log and 'notes.jpg' in log and 'truncated.jpg' in log
-    assert 'missing.jpg' in log
-    assert (tmp_path / 'out' / 'tiny16_labels.png').is_file()
+
+
+def test_max_pixels_sets_the_limit(tiny_catseg, tmp_path, monkeypatch, capsys):
+    """In process (tools/demo.py's main): --max-pixels is the limit every image is held to."""
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', Image.MAX_IMAGE_PIXELS)   # restored after
+    torch.save(tiny_catseg.state_dict(), tmp_path / 'tiny.pth')
+    Image.new('RGB', (40, 30)).save(tmp_path / 'big.png')
+    Image.new('RGB', (20, 20)).save(tmp_path / 'small.png')
+    status = demo_module().main([str(tmp_path / 'big.png'), str(tmp_path / 'small.png'),
+                                 '--vocab', 'sky', '--config', str(TINY_CONFIG), '--checkpoint',
+                                 str(tmp_path / 'tiny.pth'), '--out', str(tmp_path / 'out'),
+                                 '--mode', 'whole', '--text-cache', '', '--max-pixels', '1000'])
+    log = capsys.readouterr()
+    assert status == 1
+    assert (f"failed: {tmp_path / 'big.png'}: 1200 pixels, over the limit of 1000 pixels (a "
+            'guard against decompression bombs); if you trust this image, raise the limit with '
+            '--max-pixels 1200') in log.err
+    assert '1 of 2 images segmented' in log.out and (tmp_path / 'out' / 'small.json').is_file()
 
 
 @pytest.mark.parametrize('extra,message', [
@@ -81,20 +111,71 @@ def test_bad_images_are_skipped_and_reported(parity_fixture, fixture_config, tmp
     (['--dataset', 'ade847'], 'reads its vocabulary from data/ade/ADE20K_847/'
      'ade847_categories.json, which does not exist: run tools/dataset_converters/ade20k_847.py'),
     (['--dataset', 'ade21k'], "invalid choice: 'ade21k'"),
+    (['--vocab', 'sky', '--max-pixels', '0'], '--max-pixels 0 must be a positive number'),
 ])
 def test_unusable_arguments_exit_2(parity_fixture, fixture_config, tmp_path, extra, message):
     result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', *extra, '--config', fixture_config,
                        '--checkpoint', parity_fixture.path / 'state_dict.pt', '--out',
                        tmp_path / 'out', cwd=tmp_path)
     assert result.returncode == 2 and 'error:' in log
-    assert __import__('re').search(message, log)
+    assert re.search(message, log)
 
 
-def test_missing_checkpoint_says_where_to_get_weights(tmp_path):
-    result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', '--vocab', 'sky', '--checkpoint',
-                       '', cwd=tmp_path)
+def test_a_missing_checkpoint_file_is_named(fixture_config, tmp_path):
+    result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', '--vocab', 'sky', '--config',
+                       fixture_config, '--checkpoint', tmp_path / 'model_base.pth', cwd=tmp_path)
     assert result.returncode == 2
-    assert 'download an official CAT-Seg checkpoint' in log and 'make demo CHECKPOINT=' in log
+    assert f"error: no checkpoint at '{tmp_path / 'model_base.pth'}': give a file" in log
+
+
+def test_a_json_object_vocabulary_file_is_refused(parity_fixture, fixture_config, tmp_path):
+    (tmp_path / 'vocab.json').write_text('{"sky": 1}')
+    result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', '--vocab-file',
+                       tmp_path / 'vocab.json', '--config', fixture_config, '--checkpoint',
+                       parity_fixture.path / 'state_dict.pt', cwd=tmp_path)
+    assert result.returncode == 2 and 'Traceback' not in log
+    assert (f"error: vocabulary file '{tmp_path / 'vocab.json'}' holds a JSON object, not a "
+            'list; expected one name per line, or a JSON list of names') in log
+
+
+def demo_module():
+    """tools/demo.py imported as a module, to call its functions."""
+    spec = importlib.util.spec_from_file_location('catseg_demo_tool', DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('content,message', [
+    ('{"sky": 1}', 'holds a JSON object, not a list'),
+    ('"sky"', 'holds a JSON string, not a list'),
+    ('["sky", 3]', r'entry 1 \(3\) is neither a name, a list of names nor a category'),
+    ('[["sky", ["blue"]]]', r'entry 0 \(\["sky", \["blue"\]\]\) is neither'),
+    ('[{"id": 3}]', r'entry 0 \(\{"id": 3\}\) is neither'),
+    ('[{"name": 3}]', 'entry 0'),
+    ('["sky",', 'is not valid JSON'),
+    (b'\xff\xfe\x00sky', 'is not UTF-8 text'),
+])
+def test_malformed_vocabulary_files_name_the_file_and_the_shapes(tmp_path, content, message):
+    path = tmp_path / 'vocab.json'
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=rf"^vocabulary file '{path}'.*{message}.*expected one "
+                                         r'name per line, or a JSON list of names \["sky", '
+                                         r'\.\.\.\], of synonym lists .* or of categories'):
+        demo_module().read_vocabulary_file(str(path))
+
+
+def test_vocabulary_file_shapes(tmp_path):
+    read = demo_module().read_vocabulary_file
+    shapes = {'lines.txt': 'sky\nperson, human\n', 'names.json': '["sky", "person"]',
+              'synonyms.json': '[["sky"], ["person", "human"]]',
+              'categories.json': '[{"name": "sky", "id": 1}, {"name": "person"}]'}
+    for name, text in shapes.items():
+        (tmp_path / name).write_text(text)
+    assert read(str(tmp_path / 'lines.txt')) == ['sky', 'person, human']
+    assert read(str(tmp_path / 'names.json')) == ['sky', 'person']
+    assert read(str(tmp_path / 'synonyms.json')) == [['sky'], ['person', 'human']]
+    assert read(str(tmp_path / 'categories.json')) == ['sky', 'person']
 
 
 def test_checkpoint_of_another_model_names_the_keys(parity_fixture, tmp_path):
@@ -209,7 +290,7 @@ def test_an_8000x6000_photo_in_bounded_memory(parity_fixture, fixture_config, tm
                            parity_fixture.path / 'state_dict.pt', '--out', tmp_path / 'out',
                            '--mode', 'whole', cwd=tmp_path, python=PEAK_RSS)
         assert result.returncode == 0, log[-3000:]
-        peaks[name] = int(__import__('re').search(r'peak_rss_mb (\d+)', log).group(1))
+        peaks[name] = int(re.search(r'peak_rss_mb (\d+)', log).group(1))
     assert Image.open(tmp_path / 'out' / 'big_labels.png').size == (8000, 6000)
     assert peaks['big'] - peaks['small'] < 1600, peaks
 

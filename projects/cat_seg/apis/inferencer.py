@@ -1,19 +1,22 @@
 """Segment images with any vocabulary: build a model from a config and a checkpoint, predict."""
 import hashlib
 import json
+import logging
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
-from ..checkpoint import convert_official_state_dict, fetch_checkpoint, load_weights_file
+from ..checkpoint import fetch_checkpoint, load_checkpoint_into
 from ..datasets.loading import save_label_map
-from .image_io import ImageInput, expand_inputs, load_rgb
+from ..weights import released_weights_url
+from .image_io import ImageInput, ImageReadError, check_rgb_array, expand_inputs, load_rgb
 from .visualization import overlay_with_legend
 
 DEFAULT_TEXT_CACHE = Path.home() / '.cache' / 'cat_seg' / 'text_embeddings'
@@ -35,11 +38,13 @@ class Segmentation(NamedTuple):
         label_map (np.ndarray): Class index per pixel, (H, W), int64.
         class_scores (np.ndarray): Mean probability of each class over the image, (T,).
         vocabulary (list): The T classes (names, or lists of synonyms).
+        source (str, optional): The image's path, or ``array_<k>`` for the k-th input.
     """
 
     label_map: np.ndarray
     class_scores: np.ndarray
     vocabulary: List[str]
+    source: Optional[str] = None
 
     def present_classes(self) -> List[Dict]:
         """Classes that label at least one pixel, largest first, with their pixel share."""
@@ -50,36 +55,19 @@ class Segmentation(NamedTuple):
                 for i in order if counts[i] > 0]
 
 
+class ImageFailure(NamedTuple):
+    """An input that could not be segmented, and why (``str()``: ``failed: <path>: <reason>``)."""
+
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f'failed: {self.source}: {self.reason}'
+
+
 def class_label(entry) -> str:
     """Display name of a class: the name, or its synonyms joined by '; '."""
     return entry if isinstance(entry, str) else '; '.join(entry)
-
-
-def load_checkpoint_into(model: torch.nn.Module, checkpoint: Union[str, dict]) -> None:
-    """Load our checkpoint, or an official CAT-Seg one (converted on the fly), strictly.
-
-    Args:
-        checkpoint (str | dict): A file, or an already loaded state dict.
-
-    Raises:
-        ValueError: Naming the keys that do not match the model built from the config.
-    """
-    state_dict = load_weights_file(checkpoint) if isinstance(checkpoint, str) else checkpoint
-    if any(key.startswith('sem_seg_head.') for key in state_dict):
-        state_dict = convert_official_state_dict(state_dict)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state_dict)
-                        if own[k].shape != state_dict[k].shape)
-    if missing or unexpected or mismatched:
-        name = repr(checkpoint) if isinstance(checkpoint, str) else 'state dict'
-        raise ValueError(
-            f'checkpoint {name} does not match the config: {len(missing)} missing keys '
-            f'{missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, '
-            f'{len(mismatched)} keys of another shape {mismatched[:3]}; use the config the '
-            'checkpoint was trained with')
-    model.load_state_dict(state_dict)
 
 
 # The official test-time resize (detectron2 MIN_SIZE_TEST 640, MAX_SIZE_TEST 2560), used when a
@@ -119,8 +107,10 @@ class CATSegInferencer:
 
     Args:
         config (str | Config): Model config (path or loaded), e.g. ``configs/catseg_vitb.py``.
-        checkpoint (str): Our checkpoint or an official CAT-Seg one, as a path or a URL
-            (downloaded once, see ``fetch_checkpoint``).
+        checkpoint (str, optional): Our checkpoint or an official CAT-Seg one, as a path or a
+            URL (downloaded once, see ``fetch_checkpoint``). Defaults to the config's released
+            weights (``released_weights_url``: ``$CATSEG_WEIGHTS_URL``, or its entry in
+            ``configs/metafile.yaml``).
         device (str): 'cpu' or 'cuda'. Defaults to 'cpu'.
         mode (str, optional): 'whole' or 'slide' inference; default: the config's.
         text_cache_dir (str, optional): Directory where text embeddings are kept between runs,
@@ -128,16 +118,18 @@ class CATSegInferencer:
             text encoder. None disables it. Defaults to ``~/.cache/cat_seg/text_embeddings``.
 
     Examples:
-        >>> inferencer = CATSegInferencer('configs/catseg_vitb.py', 'catseg_vitb.pth')
+        >>> inferencer = CATSegInferencer('configs/catseg_vitb.py')   # the released weights
         >>> result = inferencer(['street.jpg'], vocabulary=['road', 'car', 'sky'])[0]
         >>> result.label_map.shape, result.present_classes()[0]['name']
     """
 
-    def __init__(self, config: Union[str, Config], checkpoint: str, device: str = 'cpu',
-                 mode: Optional[str] = None,
+    def __init__(self, config: Union[str, Config], checkpoint: Optional[str] = None,
+                 device: str = 'cpu', mode: Optional[str] = None,
                  text_cache_dir: Optional[str] = str(DEFAULT_TEXT_CACHE)):
         register_all_modules()
         cfg = Config.fromfile(config) if isinstance(config, (str, Path)) else config
+        checkpoint = checkpoint or released_weights_url(cfg.filename)
+        fetch_checkpoint(checkpoint)   # a download fails before the model is built, not after
         if mode is not None:
             slide = dict(mode='slide', crop_size=(384, 384), stride=(256, 256),
                          resize_to=(640, 640), with_global_view=True)
@@ -146,7 +138,7 @@ class CATSegInferencer:
         cfg.model.test_cfg['return_probs'] = False
         self.model = MODELS.build(cfg.model)
         self.resize = resize_transforms(cfg)
-        load_checkpoint_into(self.model, fetch_checkpoint(checkpoint))
+        load_checkpoint_into(self.model, checkpoint)
         self.model.to(device).eval().requires_grad_(False)
         self.device = device
         self.text_cache_dir = Path(text_cache_dir) if text_cache_dir else None
@@ -176,28 +168,58 @@ class CATSegInferencer:
         temporary.replace(path)   # atomic: a concurrent reader never sees half a file
 
     @torch.no_grad()
-    def __call__(self, images: Union[ImageInput, Sequence[ImageInput]], vocabulary: Sequence,
-                 out_dir: Optional[str] = None, opacity: float = 0.5) -> List[Segmentation]:
-        """Segment images over ``vocabulary`` (names, or lists of synonyms).
+    def segment_each(self, images: Union[ImageInput, Sequence[ImageInput]], vocabulary: Sequence,
+                     out_dir: Optional[str] = None,
+                     opacity: float = 0.5) -> Iterator[Union[Segmentation, ImageFailure]]:
+        """Segment images one by one over ``vocabulary``; an image that fails does not stop the
+        others.
 
         Args:
             images: A path, a directory (its images, by name), an RGB uint8 array (H, W, 3), or
                 a list of them.
+            vocabulary (Sequence): Class names, or lists of synonyms.
             out_dir (str, optional): Also write each image's overlay, label map and JSON summary
                 here (``save_segmentation``); arrays are named ``array_<k>``.
-            opacity (float): Weight of the class colours in the overlay.
+            opacity (float): Weight of the class colours in the overlay. Defaults to 0.5.
+
+        Yields:
+            Segmentation | ImageFailure: Per input, in order: its result, or why it failed
+            (unreadable image, over the pixel limit, outputs not writable, out of memory, ...).
         """
         vocabulary = list(vocabulary)
         self._prime_text_cache(vocabulary)
-        results = []
         for index, image in enumerate(expand_inputs(images)):
-            rgb = image if isinstance(image, np.ndarray) else load_rgb(image)
-            result = self._segment(rgb, vocabulary)
-            if out_dir is not None:
-                source = None if isinstance(image, np.ndarray) else Path(image)
-                save_segmentation(Path(out_dir), source.stem if source else f'array_{index}',
-                                  rgb, result, opacity, source)
-            results.append(result)
+            is_array = isinstance(image, np.ndarray)
+            source = f'array_{index}' if is_array else str(image)
+            try:
+                rgb = check_rgb_array(image, source) if is_array else load_rgb(image)
+                result = self._segment(rgb, vocabulary)._replace(source=source)
+                if out_dir is not None:
+                    save_segmentation(Path(out_dir), source if is_array else Path(image).stem,
+                                      rgb, result, opacity, None if is_array else Path(image))
+            except ImageReadError as error:
+                yield ImageFailure(source, error.reason)
+            # Writing its outputs, or the model on this image (e.g. out of memory at its size).
+            except (OSError, RuntimeError, MemoryError, ValueError) as error:
+                yield ImageFailure(source, f'{type(error).__name__}: {error}')
+            else:
+                yield result
+
+    def __call__(self, images: Union[ImageInput, Sequence[ImageInput]], vocabulary: Sequence,
+                 out_dir: Optional[str] = None,
+                 opacity: float = 0.5) -> List[Optional[Segmentation]]:
+        """Segment images over ``vocabulary`` (arguments of ``segment_each``).
+
+        Returns:
+            list: One ``Segmentation`` per input (directories expanded), None where the input
+            failed; each failure is logged as ``failed: <path>: <reason>``.
+        """
+        results = []
+        for outcome in self.segment_each(images, vocabulary, out_dir, opacity):
+            if isinstance(outcome, ImageFailure):
+                print_log(str(outcome), logger='current', level=logging.WARNING)
+                outcome = None
+            results.append(outcome)
         return results
 
     def _segment(self, rgb: np.ndarray, vocabulary: list) -> Segmentation:
