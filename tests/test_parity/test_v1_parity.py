@@ -72,16 +72,17 @@ def v1_fixture(request) -> V1Fixture:
     return _FIXTURES[request.param]
 
 
-def build_v1_model(fixture: V1Fixture):
+def build_v1_model(fixture: V1Fixture, execution: str = 'auto'):
     """The fixture's model with its converted official weights (strict load), in eval mode."""
-    model = MODELS.build(v1_catseg_config_from_fixture(fixture.config))
+    model = MODELS.build(dict(v1_catseg_config_from_fixture(fixture.config), execution=execution))
     model.load_state_dict(convert_official_state_dict(fixture.state_dict))
     return model.eval()
 
 
-@pytest.fixture
-def v1_model(v1_fixture):
-    return build_v1_model(v1_fixture)
+@pytest.fixture(params=['plain', 'cpu'])
+def v1_model(request, v1_fixture):
+    """Under each execution plan."""
+    return build_v1_model(v1_fixture, request.param)
 
 
 # ------------------------------------------------------------------ comparison
@@ -316,24 +317,6 @@ def run_case(model, fixture: V1Fixture, name: str, composed: bool) -> dict:
     return run_whole_eval(model, case, composed)
 
 
-# What CATSeg does not yet feed the v1 guidance backbone: views of the image padded and resized
-# for the backbone itself (README §3, §9). The CLIP views serve when both inputs have the same
-# size and the image needs no padding.
-NEEDS_GUIDANCE_VIEWS = ('CATSeg gives the guidance the CLIP views: a whole image padded with '
-                        "CLIP's zero and, at another CLIP size, resized twice; the segmentor "
-                        'must build the guidance views of its own (docs/variants.md)')
-
-
-def mark_needs_guidance_views(request, fixture: V1Fixture, name: str) -> None:
-    config, inputs = fixture.config, fixture.cases[name]['inputs']
-    same_size = list(config['clip_resolution']) == list(config['backbone_input_size'])
-    padded = not inputs['sliding_window'] and any(
-        s % config['size_divisibility'] for s in (inputs['height'], inputs['width']))
-    if not same_size or padded:
-        request.applymarker(pytest.mark.xfail(reason=NEEDS_GUIDANCE_VIEWS, strict=True,
-                                              raises=AssertionError))
-
-
 def cases_named(fixture: V1Fixture, kind: str) -> Dict[str, dict]:
     found = {name: case for name, case in fixture.cases.items()
              if (name == 'train_forward') == (kind == 'train')
@@ -356,10 +339,9 @@ def test_v1_parity_of_our_modules(v1_fixture, v1_model, kind, record_property):
 
 
 @pytest.mark.parametrize('kind', KINDS)
-def test_v1_parity_of_the_segmentor(v1_fixture, v1_model, kind, request, record_property):
+def test_v1_parity_of_the_segmentor(v1_fixture, v1_model, kind, record_property):
     """Every stored tensor of each case, from ``predict`` / ``loss`` as a user runs them."""
     for name, case in cases_named(v1_fixture, kind).items():
-        mark_needs_guidance_views(request, v1_fixture, name)
         actual = run_case(v1_model, v1_fixture, name, composed=False)
         report(f'{v1_fixture.path.name}/{name} (segmentor)',
                compare_case(case['expected'], actual), record_property)

@@ -140,21 +140,27 @@ class CATSeg(EncoderDecoder):
                              'custom_hooks so it is taken from the dataset metainfo')
         return self.text_encoder(vocabulary)
 
-    def class_logits(self, views: Tensor, text_embeds: Tensor) -> Tensor:
+    def class_logits(self, views: Tensor, text_embeds: Tensor,
+                     guidance_views: Optional[Tensor] = None) -> Tensor:
         """Per-class logits of a batch of views.
 
         Args:
             views (Tensor): Normalised images, (B, 3, H_img, W_img); resized to the CLIP
                 resolution when they differ.
             text_embeds (Tensor): Class embeddings, (T, P, C).
+            guidance_views (Tensor, optional): The guidance source's own views of the same
+                images (``guidance_views()``); None: ``views`` as given, before the resize to
+                the CLIP resolution (a 384x384 crop is what the v1 backbone reads).
 
         Returns:
             Tensor: Logits, (B, T, H_out, W_out), e.g. 96x96 for a 24x24 cost grid.
         """
+        clip_views = views
         if tuple(views.shape[-2:]) != self.clip_size:
-            views = F.interpolate(views, size=self.clip_size, mode='bilinear', align_corners=False)
-        clip_feats = self.backbone(views)
-        guidance = self.guidance(views, clip_feats)
+            clip_views = F.interpolate(views, size=self.clip_size, mode='bilinear',
+                                       align_corners=False)
+        clip_feats = self.backbone(clip_views)
+        guidance = self.guidance(views if guidance_views is None else guidance_views, clip_feats)
         text = text_embeds.unsqueeze(0).expand(views.shape[0], *text_embeds.shape)
         return self.decode_head(CATSegHeadInputs(clip_feats.dense, text, guidance),
                                 execution=self._plan(views))
@@ -163,17 +169,37 @@ class CATSeg(EncoderDecoder):
         """The execution plan for tensors on the device of ``inputs``."""
         return resolve_execution(self.execution, inputs.device.type)
 
-    def whole_views(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        """Each image cropped to its ``img_shape``, zero-padded to ``pad_size_divisor`` and resized
-        to the CLIP resolution (fixture README §3): (B, 3, *clip_size)."""
+    def whole_views(self, inputs: Tensor, batch_img_metas: List[dict],
+                    size: Optional[Tuple[int, int]] = None,
+                    pad_value: Optional[Tensor] = None) -> Tensor:
+        """Each image cropped to its ``img_shape``, padded to ``pad_size_divisor`` with zeros (or
+        the per-channel ``pad_value``, (3,)) in normalised space and resized to ``size`` (default
+        the CLIP resolution), fixture README §3: (B, 3, *size)."""
+        size = self.clip_size if size is None else tuple(size)
         views = []
         for image, meta in zip(inputs, batch_img_metas):
             image = self._unpadded(image, meta)
-            pad_h, pad_w = (-s % self.pad_size_divisor for s in image.shape[-2:])
-            image = F.pad(image, (0, pad_w, 0, pad_h))
-            views.append(F.interpolate(image[None], size=self.clip_size, mode='bilinear',
+            height, width = image.shape[-2:]
+            pad_h, pad_w = (-s % self.pad_size_divisor for s in (height, width))
+            if pad_value is None:
+                image = F.pad(image, (0, pad_w, 0, pad_h))
+            else:
+                padded = pad_value.to(image).view(-1, 1, 1).repeat(1, height + pad_h,
+                                                                   width + pad_w)
+                padded[:, :height, :width] = image
+                image = padded
+            views.append(F.interpolate(image[None], size=size, mode='bilinear',
                                        align_corners=False))
         return torch.cat(views)
+
+    def guidance_views(self, inputs: Tensor, batch_img_metas: List[dict]) -> Optional[Tensor]:
+        """Whole-image views of the guidance source's own size and padding (the paper's
+        backbone: 384x384, zero in ImageNet normalisation), or None when it reads the CLIP
+        views."""
+        if self.guidance.img_size is None:
+            return None
+        return self.whole_views(inputs, batch_img_metas, self.guidance.img_size,
+                                self.guidance.pad_value)
 
     @staticmethod
     def _unpadded(image: Tensor, meta: dict) -> Tensor:
@@ -188,12 +214,15 @@ class CATSeg(EncoderDecoder):
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Logits of the whole images over the current vocabulary, (B, T, H_out, W_out)."""
         return self.class_logits(self.whole_views(inputs, batch_img_metas),
-                                 self.encode_vocabulary(None))
+                                 self.encode_vocabulary(None),
+                                 self.guidance_views(inputs, batch_img_metas))
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Per-pixel BCE of the whole (cropped) images over the training vocabulary."""
-        views = self.whole_views(inputs, [s.metainfo for s in data_samples])
-        logits = self.class_logits(views, self.encode_vocabulary(None, training=True))
+        metas = [s.metainfo for s in data_samples]
+        logits = self.class_logits(self.whole_views(inputs, metas),
+                                   self.encode_vocabulary(None, training=True),
+                                   self.guidance_views(inputs, metas))
         return add_prefix(self.decode_head.loss_by_feat(logits, data_samples), 'decode')
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
@@ -250,7 +279,8 @@ class CATSeg(EncoderDecoder):
 
     def _whole_probs(self, inputs: Tensor, metas: List[dict],
                      text_embeds: Tensor) -> List[Tensor]:
-        probs = self.class_logits(self.whole_views(inputs, metas), text_embeds).sigmoid()
+        probs = self.class_logits(self.whole_views(inputs, metas), text_embeds,
+                                  self.guidance_views(inputs, metas)).sigmoid()
         outputs = []
         for prob, meta in zip(probs, metas):
             if self.test_cfg.get('whole_output', 'stretch_padded') == 'crop_padding':
