@@ -124,6 +124,7 @@ def test_missing_vocabulary_is_a_clear_error(tiny_catseg):
     (dict(mode='slide', crop_size=(64, 64)), r"needs \['stride', 'resize_to'\]"),
     (dict(mode='whole', whole_output='crop'), "whole_output='crop' is not one of"),
     (dict(mode='whole', precision='int8'), "precision='int8' is not one of"),
+    (dict(mode='whole', return_prob=False), r"unknown keys \['return_prob'\]"),
 ])
 def test_bad_test_cfg(test_cfg, message):
     from catseg_testing import tiny_model_config
@@ -131,6 +132,9 @@ def test_bad_test_cfg(test_cfg, message):
     cfg['test_cfg'] = test_cfg
     with pytest.raises(ValueError, match=message):
         MODELS.build(cfg)
+    model = MODELS.build(tiny_model_config())
+    with pytest.raises(ValueError, match=message):   # validated on every assignment too
+        model.test_cfg = test_cfg
 
 
 def test_whole_output_crop_padding_differs_only_for_padded_images(tiny_catseg):
@@ -162,7 +166,7 @@ def test_argmax_without_full_resolution_probabilities_is_the_same(tiny_catseg, m
     with torch.no_grad():
         full = model.predict(data['inputs'], copy.deepcopy(data['data_samples']),
                              vocabulary=vocabulary)[0]
-        model.test_cfg['return_probs'] = False
+        model.test_cfg = dict(model.test_cfg, return_probs=False)
         lean = model.predict(data['inputs'], copy.deepcopy(data['data_samples']),
                              vocabulary=vocabulary)[0]
     assert 'seg_logits' not in lean
@@ -191,7 +195,7 @@ def test_bf16_autocast_stays_close_to_fp32(tiny_catseg):
     inputs, samples = batch(model, sizes=((64, 80),))
     with torch.no_grad():
         fp32 = model.predict(inputs, copy.deepcopy(samples), vocabulary=NAMES)[0].seg_logits.data
-        model.test_cfg['precision'] = 'bf16'
+        model.test_cfg = dict(model.test_cfg, precision='bf16')
         bf16 = model.predict(inputs, copy.deepcopy(samples), vocabulary=NAMES)[0].seg_logits.data
     assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
     assert not torch.equal(bf16, fp32)                # autocast really ran in bf16

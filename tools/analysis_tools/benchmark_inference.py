@@ -59,15 +59,14 @@ def timed(fn, repeats: int):
 
 def precision_deviation(model, predict) -> dict:
     """Reduced precision against fp32 on the same input: probabilities and labels."""
-    precision, return_probs = model.test_cfg['precision'], model.test_cfg['return_probs']
-    model.test_cfg['return_probs'] = True
+    test_cfg = model.test_cfg
     outputs = {}
-    for name in ('fp32', precision):
-        model.test_cfg['precision'] = name
+    for name in ('fp32', test_cfg['precision']):
+        model.test_cfg = dict(test_cfg, precision=name, return_probs=True)
         outputs[name] = copy.deepcopy(predict()[0])   # predict() fills the same samples
-    model.test_cfg.update(precision=precision, return_probs=return_probs)
-    probs = [outputs[n].seg_logits.data for n in ('fp32', precision)]
-    labels = [outputs[n].pred_sem_seg.data for n in ('fp32', precision)]
+    model.test_cfg = test_cfg
+    probs = [outputs[n].seg_logits.data for n in outputs]
+    labels = [outputs[n].pred_sem_seg.data for n in outputs]
     return dict(max_abs_prob_deviation=round(float((probs[0] - probs[1]).abs().max()), 5),
                 mean_abs_prob_deviation=round(float((probs[0] - probs[1]).abs().mean()), 6),
                 label_agreement=round(float((labels[0] == labels[1]).float().mean()), 5))

@@ -17,11 +17,8 @@ from .catseg_head import CATSegHeadInputs
 from .execution import check_execution, resolve_execution
 from .finetune_policy import apply_finetune_policy
 from .patch_inference import PatchLogits, fused_chunks, patch_logits
+from .test_config import CATSegTestConfig
 
-TEST_MODES = ('whole', 'slide')
-# test_cfg.precision -> autocast dtype of the forward pass (None: float32 throughout).
-PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-WHOLE_OUTPUTS = ('stretch_padded', 'crop_padding')
 # Classes whose sliding-window views the cpu plan merges at a time.
 CPU_MERGE_CLASSES = 64
 
@@ -59,7 +56,10 @@ class CATSeg(EncoderDecoder):
             operations, all classes and views batched: for GPUs), 'cpu' (the same function in
             cache-sized steps: for CPUs) or 'auto' (default): 'cpu' for CPU inputs, 'plain'
             on other devices, resolved at every call (``execution.resolve_execution``).
-        train_cfg, test_cfg (dict, optional): ``test_cfg.mode`` is 'whole' or 'slide'; slide
+        train_cfg (dict, optional): Unused (mmseg's signature).
+        test_cfg (dict, optional): Options of :class:`CATSegTestConfig`, validated whenever
+            ``test_cfg`` is assigned (assign a new dict to change it): ``mode`` is 'whole' or
+            'slide'; slide
             takes ``crop_size``, ``stride``, ``resize_to`` and ``with_global_view`` (paper App.
             A.3); whole takes ``whole_output``: 'stretch_padded' (release: the map of the padded
             image is stretched over the image, fixture README §8) or 'crop_padding'. Both take
@@ -94,7 +94,7 @@ class CATSeg(EncoderDecoder):
             backbone=backbone,
             decode_head=decode_head,
             train_cfg=train_cfg,
-            test_cfg=test_cfg if test_cfg is not None else dict(mode='whole'),
+            test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         self.text_encoder = MODELS.build(text_encoder)
@@ -103,24 +103,17 @@ class CATSeg(EncoderDecoder):
         self.train_vocabulary = list(train_vocabulary) if train_vocabulary is not None else None
         self.pad_size_divisor = pad_size_divisor
         self.execution = check_execution(execution)
-        self._check_test_cfg()
         self.trainable_clip_parameters = apply_finetune_policy(self, finetune_policy)
 
-    def _check_test_cfg(self) -> None:
-        mode = self.test_cfg.get('mode', 'whole')
-        if mode not in TEST_MODES:
-            raise ValueError(f'test_cfg.mode={mode!r} is not one of {list(TEST_MODES)}')
-        precision = self.test_cfg.get('precision', 'fp32')
-        if precision not in PRECISIONS:
-            raise ValueError(f'test_cfg.precision={precision!r} is not one of {list(PRECISIONS)}')
-        whole_output = self.test_cfg.get('whole_output', 'stretch_padded')
-        if whole_output not in WHOLE_OUTPUTS:
-            raise ValueError(f'test_cfg.whole_output={whole_output!r} is not one of '
-                             f'{list(WHOLE_OUTPUTS)}')
-        missing = [k for k in ('crop_size', 'stride', 'resize_to') if k not in self.test_cfg]
-        if mode == 'slide' and missing:
-            raise ValueError(f'test_cfg.mode="slide" needs {missing}, e.g. crop_size=(384, 384), '
-                             'stride=(256, 256), resize_to=(640, 640)')
+    @property
+    def test_cfg(self) -> dict:
+        """The inference options as configured; :attr:`test_settings` holds them validated."""
+        return self._test_cfg
+
+    @test_cfg.setter
+    def test_cfg(self, cfg: Optional[dict]) -> None:
+        self.test_settings = CATSegTestConfig.from_cfg(cfg)
+        self._test_cfg = cfg if cfg is not None else dict(mode='whole')
 
     # ----------------------------------------------------------------- shared feature path
     @property
@@ -247,7 +240,7 @@ class CATSeg(EncoderDecoder):
         # The cpu plan merges views and upsamples a few classes at a time (bounded memory).
         cpu = self._plan(inputs) == 'cpu'
         with self._autocast(inputs.device.type):
-            if self.test_cfg.get('mode', 'whole') == 'slide':
+            if self.test_settings.mode == 'slide':
                 per_image = [fused_chunks(patches, CPU_MERGE_CLASSES if cpu else None)
                              for patches in self._slide_patches(inputs, metas, text_embeds)]
             else:
@@ -257,7 +250,7 @@ class CATSeg(EncoderDecoder):
         for sample, chunks, meta in zip(data_samples, per_image, metas):
             # Class chunks of probabilities at model resolution, (1 or absent, t, h, w).
             chunks = (chunk.float().reshape(-1, *chunk.shape[-2:]) for chunk in chunks)
-            return_probs = self.test_cfg.get('return_probs', True)
+            return_probs = self.test_settings.return_probs
             if cpu and not return_probs:
                 label, scores = self._argmax_at_original(chunks, meta)
             else:
@@ -272,7 +265,7 @@ class CATSeg(EncoderDecoder):
 
     # ----------------------------------------------------------------- inference modes
     def _autocast(self, device_type: str):
-        dtype = PRECISIONS[self.test_cfg.get('precision', 'fp32')]
+        dtype = self.test_settings.autocast_dtype
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type, dtype=dtype)
@@ -283,7 +276,7 @@ class CATSeg(EncoderDecoder):
                                   self.guidance_views(inputs, metas)).sigmoid()
         outputs = []
         for prob, meta in zip(probs, metas):
-            if self.test_cfg.get('whole_output', 'stretch_padded') == 'crop_padding':
+            if self.test_settings.whole_output == 'crop_padding':
                 height, width = meta.get('img_shape', inputs.shape[-2:])[:2]
                 padded = tuple(s + (-s % self.pad_size_divisor) for s in (height, width))
                 prob = F.interpolate(prob[None], size=padded, mode='bilinear',
@@ -294,12 +287,11 @@ class CATSeg(EncoderDecoder):
     def _slide_patches(self, inputs: Tensor, metas: List[dict],
                        text_embeds: Tensor) -> List[PatchLogits]:
         """Each image's view logits; ``fused_chunks`` merges them a class chunk at a time."""
-        cfg = self.test_cfg
+        cfg = self.test_settings
         return [patch_logits(self._unpadded(image, meta)[None],
                              lambda views: self.class_logits(views, text_embeds),
-                             crop_size=tuple(cfg['crop_size']), stride=tuple(cfg['stride']),
-                             resize_to=tuple(cfg['resize_to']),
-                             with_global_view=cfg.get('with_global_view', True))
+                             crop_size=cfg.crop_size, stride=cfg.stride,
+                             resize_to=cfg.resize_to, with_global_view=cfg.with_global_view)
                 for image, meta in zip(inputs, metas)]
 
     @staticmethod
