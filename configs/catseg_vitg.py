@@ -1,8 +1,4 @@
-# CAT-Seg release architecture on OpenCLIP ViT-bigG/14 (LAION-2B); the official code cannot build
-# it. Guidance blocks at the same relative depths as the release (see catseg_vith.py): (15, 31) of 48.
-_base_ = ['./catseg_vitb.py']
-model = dict(
-    backbone=dict(arch='vit-g14', img_size=336, guidance_layers=(15, 31)),
-    text_encoder=dict(arch='vit-g14'),
-    guidance=dict(in_channels=1664),
-    decode_head=dict(text_guidance_channels=1280, spatial_guidance_channels=1280))
+# CAT-Seg CVPR 2024 release architecture on CLIP OpenCLIP ViT-bigG/14 (LAION-2B), trained on COCO-Stuff-171,
+# 4 GPUs x 1 image, 80k iterations.
+# No official weights exist for this size.
+_base_ = ['./_base_/models/catseg_release_vitg.py', './_base_/catseg_coco_stuff_training.py']

@@ -26,6 +26,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--benchmark', help='a configs/benchmarks/ file: evaluate on that '
                         'benchmark with the official sliding-window protocol')
+    parser.add_argument('--keep-test-cfg', action='store_true',
+                        help='with --benchmark, keep the config\'s model.test_cfg (an ablation '
+                        'of the inference itself) instead of the sliding-window protocol')
     parser.add_argument('--out', help='directory to save the predicted label maps')
     parser.add_argument('--show-dir', help='directory to save painted predictions')
     parser.add_argument('--metrics-json', help='also write the metrics to this JSON file')
@@ -33,23 +36,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def apply_benchmark(cfg: Config, path: str) -> None:
-    """Replace the test data, metric and inference mode of a model config by a benchmark's."""
+def apply_benchmark(cfg: Config, path: str, keep_test_cfg: bool = False) -> None:
+    """Replace the test data, metric and (unless ``keep_test_cfg``) the inference mode of a
+    model config by a benchmark's."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'benchmark config {path!r} does not exist')
     benchmark = Config.fromfile(path)
     cfg.test_dataloader = benchmark.test_dataloader
     cfg.test_evaluator = benchmark.test_evaluator
-    # An ablation of the inference itself (e.g. whole-image at 384 px) keeps its own mode.
-    if not cfg.get('keep_model_test_cfg', False):
-        cfg.model.test_cfg = benchmark.model_test_cfg
+    if not keep_test_cfg:
+        cfg.model.test_cfg = benchmark.sliding_test_cfg
 
 
 def build_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg = load_runner_config(args, before_options=(
-        (lambda cfg: apply_benchmark(cfg, args.benchmark)) if args.benchmark else None))
+        (lambda cfg: apply_benchmark(cfg, args.benchmark, args.keep_test_cfg)) if args.benchmark else None))
     # CHECKPOINT is loaded strictly by main(); the runner's own loading is not strict, and a
     # load_from of the config would replace it.
     cfg.load_from = None

@@ -27,5 +27,13 @@ def config_dir(package_dir: Path = PACKAGE_DIR) -> Path:
                             'from a checkout, which copies them into the package')
 
 
+def sliding_test_cfg() -> dict:
+    """The official sliding-window evaluation (``model.test_cfg``), as defined once in
+    ``benchmarks/_sliding.py``; benchmark configs, tools and the inferencer all read it."""
+    from mmengine.config import Config
+    path = config_dir() / 'benchmarks' / '_sliding.py'
+    return Config.fromfile(str(path)).sliding_test_cfg.to_dict()
+
+
 if __name__ == '__main__':
     print(config_dir())

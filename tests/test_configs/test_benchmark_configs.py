@@ -44,8 +44,38 @@ def test_an_inference_ablation_keeps_its_mode_under_a_benchmark(tmp_path):
     checkpoint = tmp_path / 'ckpt.pth'
     checkpoint.write_bytes(b'')
     config = REPO_ROOT / 'configs' / 'paper' / 'ablations' / 't9_training_resolution_inference.py'
-    args = test_tool.parse_args([str(config), str(checkpoint), '--benchmark',
+    args = test_tool.parse_args([str(config), str(checkpoint), '--keep-test-cfg', '--benchmark',
                                  str(REPO_ROOT / 'configs' / 'benchmarks' / 'ade150.py')])
     cfg = test_tool.build_config(args)
     assert cfg.test_dataloader.dataset.type == 'ADE20KDataset'
     assert cfg.model.test_cfg == dict(mode='whole')
+
+
+RELEASE_CONFIGS = {'vitb': 'vit-b16', 'vitl': 'vit-l14-336', 'vith': 'vit-h14', 'vitg': 'vit-g14'}
+
+
+@pytest.mark.parametrize('model', list(RELEASE_CONFIGS))
+@pytest.mark.parametrize('benchmark,dataset', [
+    ('ade847', 'ADE20K847Dataset'), ('pc459', 'PascalContext459Dataset'),
+    ('ade150', 'ADE20KDataset'), ('pc59', 'PascalContextDataset59'),
+    ('voc20', 'PascalVOC20Dataset'), ('voc20b', 'PascalVOC20bDataset')])
+def test_every_release_model_has_a_stock_benchmark_config(model, benchmark, dataset):
+    """configs/benchmarks/catseg_<model>_<benchmark>.py loads with mmengine alone and carries
+    the one sliding-window protocol, the benchmark's data and CATSegIoUMetric."""
+    from mmengine.config import Config
+    from cat_seg.configs import sliding_test_cfg
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'benchmarks' /
+                              f'catseg_{model}_{benchmark}.py'))
+    assert cfg.model.backbone.arch == RELEASE_CONFIGS[model]
+    assert cfg.model.test_cfg == sliding_test_cfg() == dict(
+        mode='slide', crop_size=(384, 384), stride=(256, 256), resize_to=(640, 640),
+        with_global_view=True, return_probs=False)
+    assert cfg.test_dataloader.dataset.type == dataset
+    assert cfg.test_evaluator.type == 'CATSegIoUMetric'
+    assert cfg.test_cfg.type == 'TestLoop' and 'train_dataloader' not in cfg
+
+
+def test_no_private_top_level_keys_in_configs():
+    for path in (REPO_ROOT / 'configs').rglob('*.py'):
+        text = path.read_text()
+        assert 'model_test_cfg' not in text, path

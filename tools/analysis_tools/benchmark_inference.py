@@ -15,18 +15,16 @@ import resource
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
+from cat_seg.configs import sliding_test_cfg
 from mmengine.config import Config, DictAction
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
-
-SLIDING = Path(__file__).resolve().parents[2] / 'configs' / 'benchmarks' / '_sliding.py'
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5,
@@ -97,7 +95,7 @@ def main(argv=None) -> int:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if args.mode == 'slide':   # the benchmark protocol, as tools/test.py --benchmark runs it
-        cfg.model.test_cfg = Config.fromfile(str(SLIDING)).model_test_cfg
+        cfg.model.test_cfg = sliding_test_cfg()
     else:
         cfg.model.test_cfg = dict(mode='whole')
     cfg.model.test_cfg.update(return_probs=args.return_probs, precision=args.precision)

@@ -12,19 +12,18 @@ the dispatcher counts once, whatever its size.
 import argparse
 import sys
 from collections import Counter
-from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
+from cat_seg.configs import sliding_test_cfg
 from mmengine.config import Config, DictAction
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
-SLIDING = Path(__file__).resolve().parents[2] / 'configs' / 'benchmarks' / '_sliding.py'
 ORIGINAL_SIZE, INPUT_SIZE, TRAIN_SIZE = (512, 683), (640, 854), (384, 384)
 
 
@@ -57,7 +56,7 @@ def build_model(args):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if args.what == 'slide':   # the benchmark protocol, as tools/test.py --benchmark runs it
-        cfg.model.test_cfg = Config.fromfile(str(SLIDING)).model_test_cfg
+        cfg.model.test_cfg = sliding_test_cfg()
     elif args.what == 'whole':
         cfg.model.test_cfg = dict(mode='whole')
     torch.manual_seed(0)

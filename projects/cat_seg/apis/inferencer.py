@@ -14,6 +14,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 from ..checkpoint import fetch_checkpoint, load_checkpoint_into
+from ..configs import sliding_test_cfg
 from ..datasets.loading import save_label_map
 from ..weights import released_weights_url
 from .image_io import ImageInput, ImageReadError, check_rgb_array, expand_inputs, load_rgb
@@ -131,11 +132,9 @@ class CATSegInferencer:
         checkpoint = checkpoint or released_weights_url(cfg.filename)
         fetch_checkpoint(checkpoint)   # a download fails before the model is built, not after
         if mode is not None:
-            slide = dict(mode='slide', crop_size=(384, 384), stride=(256, 256),
-                         resize_to=(640, 640), with_global_view=True)
-            cfg.model.test_cfg = slide if mode == 'slide' else dict(mode='whole')
+            cfg.model.test_cfg = sliding_test_cfg() if mode == 'slide' else dict(mode='whole')
         # Only the argmax and class means are needed: no (T, H, W) probabilities at full size.
-        cfg.model.test_cfg['return_probs'] = False
+        cfg.model.test_cfg = dict(cfg.model.test_cfg, return_probs=False)
         self.model = MODELS.build(cfg.model)
         self.resize = resize_transforms(cfg)
         load_checkpoint_into(self.model, checkpoint)

@@ -1,0 +1,3 @@
+# catseg_vith.py's model on PC-59 with the official sliding-window protocol (_sliding.py).
+_base_ = ['../_base_/models/catseg_release_vith.py', './pc59.py']
+model = dict(test_cfg={{_base_.sliding_test_cfg}})
