@@ -88,7 +88,7 @@ def test_release_configs_name_their_official_weights(torch_home, monkeypatch):
     configs = REPO_ROOT / 'configs'
     assert released_weights_url(str(configs / 'catseg_vitb.py')) == RELEASE + 'model_base.pth'
     assert released_weights_url(str(configs / 'catseg_vitl.py')) == RELEASE + 'model_large.pth'
-    # ViT-H inherits catseg_vitb.py, but not its checkpoint.
+    # No official ViT-H checkpoint: no metafile entry.
     with pytest.raises(ValueError, match=r"catseg_vith.py' has no released weights \(no entry "
                                          r"with Weights in .*configs/metafile.yaml\): pass a "
                                          r'checkpoint with --checkpoint PATH'):
