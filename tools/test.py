@@ -51,11 +51,10 @@ def apply_benchmark(cfg: Config, path: str, keep_test_cfg: bool = False) -> None
 def build_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
-    benchmark = None
-    if args.benchmark:
-        def benchmark(cfg):
-            apply_benchmark(cfg, args.benchmark, args.keep_test_cfg)
-    cfg = load_runner_config(args, before_options=benchmark)
+    def with_benchmark(cfg: Config) -> None:
+        apply_benchmark(cfg, args.benchmark, args.keep_test_cfg)
+
+    cfg = load_runner_config(args, before_options=with_benchmark if args.benchmark else None)
     # CHECKPOINT is loaded strictly by main(); the runner's own loading is not strict, and a
     # load_from of the config would replace it.
     cfg.load_from = None
