@@ -51,6 +51,7 @@ def apply_benchmark(cfg: Config, path: str, keep_test_cfg: bool = False) -> None
 def build_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+
     def with_benchmark(cfg: Config) -> None:
         apply_benchmark(cfg, args.benchmark, args.keep_test_cfg)
 
