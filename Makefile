@@ -1,4 +1,4 @@
-# Two entry points (README): `make test` and `make demo`. Both bootstrap .venv/ when it is missing.
+# Entry points (README): `make test`, `make demo` and `make webui`. Each bootstraps .venv/ when it is missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo clean-venv
+.PHONY: venv browser test demo webui clean-venv
 
 venv: $(STAMP)
 
@@ -18,8 +18,13 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PY) -m pip install --quiet -e '.[lite,tests]'
 	touch $(STAMP)
 
+# The web app test drives Debian's headless chromium; CI runs as root on a clean Debian machine.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
+
 # pytest exits 5 when it collects nothing: a run that tests nothing must not look green.
-test: $(STAMP)
+test: $(STAMP) browser
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; \
 	exit $$status
@@ -38,6 +43,14 @@ demo: $(STAMP)
 	$(if $(WEIGHTS_URL),CATSEG_WEIGHTS_URL="$(WEIGHTS_URL)") $(PY) tools/demo.py $(INPUT) \
 		--vocab "$(VOCAB)" --config $(CONFIG) $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)") \
 		--out $(DEMO_OUT)
+
+# The web app (tools/webui.py) on http://127.0.0.1:$(PORT); weights as for demo.
+PORT ?= 7860
+
+webui: $(STAMP)
+	$(PY) -c 'import gradio' 2>/dev/null || $(PY) -m pip install --quiet -e '.[lite,webui]'
+	$(if $(WEIGHTS_URL),CATSEG_WEIGHTS_URL="$(WEIGHTS_URL)") $(PY) tools/webui.py $(CONFIG) \
+		$(if $(CHECKPOINT),"$(CHECKPOINT)") --port $(PORT)
 
 clean-venv:
 	rm -rf $(VENV)
