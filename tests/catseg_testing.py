@@ -106,6 +106,14 @@ def catseg_config_from_fixture(config: dict) -> dict:
         test_cfg=dict(mode='whole'))
 
 
+def clip_normalisation() -> dict:
+    """``CATSegBackboneGuidance``'s clip_mean / clip_std: the release data preprocessor's."""
+    from mmengine.config import Config
+    preprocessor = Config.fromfile(
+        str(REPO_ROOT / 'configs' / '_base_' / 'models' / 'catseg_release.py')).data_preprocessor
+    return dict(clip_mean=preprocessor.mean, clip_std=preprocessor.std)
+
+
 def tiny_model_config() -> dict:
     """The model of ``configs/misc/catseg_tiny_synthetic.py`` (real configs, tiny dimensions)."""
     from mmengine.config import Config
@@ -121,7 +129,8 @@ def tiny_paper_config():
     cfg.text_encoder.templates = ['a photo of a {}.', 'a {} in the scene', 'itap of a {}.']
     cfg.guidance = dict(type='CATSegBackboneGuidance', img_size=64, backbone=dict(
         type='mmpretrain.ResNet', depth=18, stem_channels=8, base_channels=8,
-        out_indices=(0, 1, 2)))
+        out_indices=(0, 1, 2)), clip_mean=cfg.data_preprocessor.mean,
+        clip_std=cfg.data_preprocessor.std)
     cfg.decode_head.update(num_prompts=3, spatial_guidance_channels=32,
                            decoder_guidance_channels=(16, 8), embedding_channels=32)
     cfg.finetune_policy = 'attention'

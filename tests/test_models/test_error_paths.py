@@ -8,6 +8,7 @@ from cat_seg.checkpoint import load_weights_file
 from cat_seg.datasets import LoadCATSegAnnotations
 from cat_seg.models.guidance import CATSegBackboneGuidance
 from cat_seg.models.guided_linear import GuidedLinear
+from catseg_testing import clip_normalisation
 
 
 def test_guided_linear_needs_its_guidance():
@@ -19,7 +20,8 @@ def test_guided_linear_needs_its_guidance():
 
 def test_backbone_guidance_with_one_stage_guides_aggregation_only():
     guidance = CATSegBackboneGuidance(dict(type='mmpretrain.ResNet', depth=18, stem_channels=8,
-                                           base_channels=8, out_indices=(2,)), img_size=64)
+                                           base_channels=8, out_indices=(2,)), img_size=64,
+                                      **clip_normalisation())
     out = guidance.eval()(torch.zeros(1, 3, 64, 64), None)
     assert out.spatial.shape == (1, 32, 4, 4) and out.decoder == ()
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from cat_seg.models import CATSegCLIPGuidance, CLIPImageFeatures
+from catseg_testing import clip_normalisation
 
 
 def test_intermediates_are_upsampled_coarse_to_fine():
@@ -28,7 +29,8 @@ def tiny_backbone_guidance(**kwargs):
     return CATSegBackboneGuidance(
         dict(type='mmpretrain.ResNet', depth=18, stem_channels=8, base_channels=8, num_stages=3,
              strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(0, 1, 2),
-             norm_cfg=dict(type='CATSegFrozenBatchNorm2d')), img_size=64, **kwargs)
+             norm_cfg=dict(type='CATSegFrozenBatchNorm2d')), img_size=64,
+        **{**clip_normalisation(), **kwargs})
 
 
 def test_backbone_guidance_pads_with_a_value_that_renormalises_to_zero():

@@ -12,6 +12,9 @@ model = dict(
     guidance=dict(
         _delete_=True,
         type='CATSegBackboneGuidance',
+        # The views arrive in the model's (CLIP's) normalisation; the guidance renormalises them.
+        clip_mean={{_base_.data_preprocessor.mean}},
+        clip_std={{_base_.data_preprocessor.std}},
         # detectron2's build_resnet_backbone with OUT_FEATURES res2-res4: no res5 is built;
         # STRIDE_IN_1X1 False is style 'pytorch'; FrozenBN norms (its statistics are buffers).
         # conv2_x (256, 1/4), conv3_x (512, 1/8), conv4_x (1024, 1/16) at 384 px.

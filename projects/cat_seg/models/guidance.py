@@ -91,8 +91,6 @@ class CATSegCLIPGuidance(BaseModule):
 # ImageNet statistics on the 0-255 scale, as the feature backbones were trained with.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
-CLIP_MEAN = (122.7709383, 116.7460125, 104.09373615)
-CLIP_STD = (68.5005327, 66.6321579, 70.323163)
 
 
 @MODELS.register_module()
@@ -114,7 +112,8 @@ class CATSegBackboneGuidance(BaseModule):
         backbone (ConfigType): mmpretrain backbone, e.g.
             ``dict(type='mmpretrain.ResNet', depth=101, out_indices=(0, 1, 2))``.
         img_size (int): Side the backbone sees (paper: 384). Defaults to 384.
-        clip_mean, clip_std (Sequence[float]): Normalisation of the incoming CLIP views.
+        clip_mean, clip_std (Sequence[float]): Normalisation of the incoming views: the
+            model's ``data_preprocessor`` mean and std (configs take them from there).
         mean, std (Sequence[float]): Normalisation the backbone expects (ImageNet).
         frozen (Sequence[str]): ``fnmatch`` patterns of backbone parameter names that do not
             train, e.g. ``('*',)`` for the whole backbone (v1 Swin-B: SOLVER.BACKBONE_MULTIPLIER
@@ -125,7 +124,9 @@ class CATSegBackboneGuidance(BaseModule):
     Examples:
         >>> guidance = CATSegBackboneGuidance(dict(type='mmpretrain.ResNet', depth=18,
         ...                                        num_stages=3, strides=(1, 2, 2),
-        ...                                        dilations=(1, 1, 1), out_indices=(0, 1, 2)))
+        ...                                        dilations=(1, 1, 1), out_indices=(0, 1, 2)),
+        ...                                   clip_mean=(122.8, 116.7, 104.1),
+        ...                                   clip_std=(68.5, 66.6, 70.3))
         >>> out = guidance(torch.zeros(1, 3, 384, 384), None)
         >>> out.spatial.shape, [g.shape for g in out.decoder]
         (torch.Size([1, 256, 24, 24]), [torch.Size([1, 128, 48, 48]), torch.Size([1, 64, 96, 96])])
@@ -133,9 +134,9 @@ class CATSegBackboneGuidance(BaseModule):
 
     def __init__(self,
                  backbone: ConfigType,
+                 clip_mean: Sequence[float],
+                 clip_std: Sequence[float],
                  img_size: int = 384,
-                 clip_mean: Sequence[float] = CLIP_MEAN,
-                 clip_std: Sequence[float] = CLIP_STD,
                  mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD,
                  frozen: Sequence[str] = (),
