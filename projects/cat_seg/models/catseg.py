@@ -16,6 +16,7 @@ from torch import Tensor
 from .catseg_head import CATSegHeadInputs
 from .execution import check_execution, resolve_execution
 from .finetune_policy import apply_finetune_policy
+from .losses import class_probabilities
 from .patch_inference import PatchLogits, fused_chunks, patch_logits
 from .test_config import CATSegTestConfig
 
@@ -272,8 +273,9 @@ class CATSeg(EncoderDecoder):
 
     def _whole_probs(self, inputs: Tensor, metas: List[dict],
                      text_embeds: Tensor) -> List[Tensor]:
-        probs = self.class_logits(self.whole_views(inputs, metas), text_embeds,
-                                  self.guidance_views(inputs, metas)).sigmoid()
+        probs = class_probabilities(self.class_logits(self.whole_views(inputs, metas),
+                                                      text_embeds,
+                                                      self.guidance_views(inputs, metas)))
         outputs = []
         for prob, meta in zip(probs, metas):
             if self.test_settings.whole_output == 'crop_padding':

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .losses import class_probabilities
+
 
 def window_offsets(size: Tuple[int, int], crop_size: Tuple[int, int],
                    stride: Tuple[int, int]) -> List[Tuple[int, int]]:
@@ -115,8 +117,8 @@ def _merge_views(logits: Tensor, offsets: List[Tuple[int, int]], count: Tensor,
                  crop_size: Tuple[int, int], resize_to: Tuple[int, int],
                  with_global_view: bool) -> Tensor:
     """Logits (V, B, t, h, w) of the views -> fused probabilities (B, t, *resize_to)."""
-    probs = F.interpolate(logits.flatten(0, 1), size=crop_size, mode='bilinear',
-                          align_corners=False).sigmoid()
+    probs = class_probabilities(F.interpolate(logits.flatten(0, 1), size=crop_size,
+                                              mode='bilinear', align_corners=False))
     probs = probs.view(*logits.shape[:3], *crop_size)
     local = probs.new_zeros((*probs.shape[1:3], *resize_to))
     for view_probs, (y, x) in zip(probs, offsets):
