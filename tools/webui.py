@@ -92,6 +92,8 @@ class SegmentationApp:
             raise page_error(f'mode {mode!r} is not one of {list(self.test_cfgs)}')
         classes = parse_vocabulary(vocabulary or '')
         name = image.get('orig_name') or Path(image['path']).name
+        if Path(image['path']).is_dir():   # segment_each would segment the images inside
+            raise page_error(f'{name}: a directory, not an image file')
         out = Path(tempfile.mkdtemp(dir=self.outputs.name))
         self.inferencer.model.test_cfg = self.test_cfgs[mode]
         outcome = next(self.inferencer.segment_each(image['path'], classes, str(out),
@@ -104,9 +106,11 @@ class SegmentationApp:
 
     @staticmethod
     def details(summary: dict, out: str) -> Tuple[List[list], List[str]]:
-        """The table of classes present (name, share, pixels) and the files to download."""
+        """The table of classes present (name, share, pixels) and the files to download: the
+        label PNG and the JSON summary (named as ``save_segmentation`` names them)."""
         rows = [[c['name'], f"{c['share']:.1%}", c['pixels']] for c in summary['present']]
-        return rows, sorted(str(p) for p in Path(out).iterdir() if '_overlay' not in p.name)
+        stem = Path(summary['image']).stem
+        return rows, [str(Path(out) / f'{stem}_labels.png'), str(Path(out) / f'{stem}.json')]
 
     def blocks(self) -> gr.Blocks:
         """The page; its Segment button is also the API endpoint ``segment``."""

@@ -213,8 +213,18 @@ def test_each_mode_gives_the_inferencers_result(app, model_files):
         np.testing.assert_array_equal(labels, expected.label_map)
         rows, files = app.details(summary, out)
         assert [r[2] for r in rows] == [c['pixels'] for c in expected.present_classes()]
-        assert [Path(f).name for f in files] == ['astronaut.json', 'astronaut_labels.png']
+        assert [Path(f).name for f in files] == ['astronaut_labels.png', 'astronaut.json']
+        assert all(Path(f).is_file() for f in files)
         assert Path(overlay).name == 'astronaut_overlay.png'
+
+
+def test_files_are_named_after_the_upload(app, tmp_path):
+    shutil.copy(PHOTO, tmp_path / 'my_overlay.jpg')
+    overlay, summary, out = app.segment(upload(tmp_path / 'my_overlay.jpg'), 'sky', 'whole')
+    _, files = app.details(summary, out)
+    assert [Path(f).name for f in [overlay, *files]] == [
+        'my_overlay_overlay.png', 'my_overlay_labels.png', 'my_overlay.json']
+    assert all(Path(f).is_file() for f in files)
 
 
 def test_a_repeated_vocabulary_never_runs_the_text_encoder(app):
@@ -236,6 +246,7 @@ def test_duplicate_classes_are_removed_with_a_warning(webui, app):
     (None, VOCAB, 'whole', 'no image: upload one'),
     (b'', VOCAB, 'whole', r'upload.jpg: empty file \(0 bytes\)'),
     (b'GIF89a truncated', VOCAB, 'whole', 'upload.jpg: not a readable image'),
+    ('directory', VOCAB, 'whole', 'upload: a directory, not an image file'),
     ('photo', '', 'whole', 'the vocabulary is empty: give at least one class name'),
     ('photo', None, 'whole', 'the vocabulary is empty'),
     ('photo', VOCAB, 'fast', r"mode 'fast' is not one of \['slide', 'whole'\]"),
@@ -247,6 +258,10 @@ def test_bad_requests_raise_a_message_for_the_page(webui, app, tmp_path, content
     image = None
     if content == 'photo':
         image = upload(PHOTO)
+    elif content == 'directory':
+        (tmp_path / 'upload').mkdir()   # with an image inside, not segmented instead
+        shutil.copy(PHOTO, tmp_path / 'upload' / 'inside.jpg')
+        image = upload(tmp_path / 'upload')
     elif content is not None:
         (tmp_path / 'upload.jpg').write_bytes(content)
         image = upload(tmp_path / 'upload.jpg')
