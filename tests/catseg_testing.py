@@ -59,10 +59,8 @@ def load_parity_fixture(path: Path) -> ParityFixture:
     return _LOADED[path]
 
 
-def catseg_config_from_fixture(config: dict) -> dict:
-    """Our model config for the official hyper-parameters in a fixture's ``config.json``."""
-    clip, agg = config['clip'], config['aggregator']
-    up1, up2 = config['upsample1'], config['upsample2']
+def clip_archs_from_fixture(clip: dict):
+    """Our (image, text) encoder ``arch`` dicts for a fixture's official CLIP hyper-parameters."""
     image_arch = dict(
         embed_dims=clip['vision_width'], num_layers=clip['vision_layers'],
         num_heads=clip['vision_heads'], patch_size=clip['vision_patch_size'],
@@ -73,6 +71,14 @@ def catseg_config_from_fixture(config: dict) -> dict:
         num_heads=clip['transformer_heads'], output_dims=clip['embed_dim'],
         context_length=clip['context_length'], vocab_size=clip['vocab_size'],
         mlp_ratio=4.0, act='quick_gelu')
+    return image_arch, text_arch
+
+
+def catseg_config_from_fixture(config: dict) -> dict:
+    """Our model config for the official hyper-parameters in a fixture's ``config.json``."""
+    clip, agg = config['clip'], config['aggregator']
+    up1, up2 = config['upsample1'], config['upsample2']
+    image_arch, text_arch = clip_archs_from_fixture(clip)
     return dict(
         type='CATSeg',
         data_preprocessor=dict(type='SegDataPreProcessor', mean=config['clip_pixel_mean'],
@@ -240,16 +246,7 @@ def v1_catseg_config_from_fixture(config: dict) -> dict:
     if agg['text_guidance_proj_dim'] != agg['appearance_guidance_proj_dim']:
         raise ValueError('CATSegHead has one guidance_proj_channels for text and appearance '
                          f'guidance; this fixture has {agg}')
-    image_arch = dict(
-        embed_dims=clip['vision_width'], num_layers=clip['vision_layers'],
-        num_heads=clip['vision_heads'], patch_size=clip['vision_patch_size'],
-        output_dims=clip['embed_dim'], pretrain_img_size=clip['image_resolution'],
-        mlp_ratio=4.0, act='quick_gelu')
-    text_arch = dict(
-        embed_dims=clip['transformer_width'], num_layers=clip['transformer_layers'],
-        num_heads=clip['transformer_heads'], output_dims=clip['embed_dim'],
-        context_length=clip['context_length'], vocab_size=clip['vocab_size'],
-        mlp_ratio=4.0, act='quick_gelu')
+    image_arch, text_arch = clip_archs_from_fixture(clip)
     # The official code freezes the backbone at SOLVER.BACKBONE_MULTIPLIER 0, and a parameter
     # named norm0 always; only the Swin backbone has one.
     frozen = ('*',) if config['solver']['backbone_multiplier'] == 0 else (

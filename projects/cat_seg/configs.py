@@ -5,6 +5,7 @@ MMSeg's wheel ships ``mmseg/.mim/configs``); an editable install or a checkout u
 repository's ``configs/``.
 """
 from pathlib import Path
+from typing import Optional
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -33,6 +34,18 @@ def sliding_test_cfg() -> dict:
     from mmengine.config import Config
     path = config_dir() / 'benchmarks' / '_sliding.py'
     return Config.fromfile(str(path)).sliding_test_cfg.to_dict()
+
+
+def model_config(path: str, mode: Optional[str] = None, cfg_options: Optional[dict] = None):
+    """The ``model`` of config file ``path`` with ``cfg_options`` merged, inferring in ``mode``:
+    'whole', 'slide' (the official sliding-window protocol) or None (as configured)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if mode is not None:
+        cfg.model.test_cfg = sliding_test_cfg() if mode == 'slide' else dict(mode='whole')
+    return cfg.model
 
 
 if __name__ == '__main__':

@@ -20,8 +20,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
-from cat_seg.configs import sliding_test_cfg
-from mmengine.config import Config, DictAction
+from cat_seg.configs import model_config
+from mmengine.config import DictAction
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
@@ -91,18 +91,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.mode == 'slide':   # the benchmark protocol, as tools/test.py --benchmark runs it
-        cfg.model.test_cfg = sliding_test_cfg()
-    else:
-        cfg.model.test_cfg = dict(mode='whole')
-    cfg.model.test_cfg.update(return_probs=args.return_probs, precision=args.precision)
+    model_cfg = model_config(args.config, args.mode, args.cfg_options)
+    model_cfg.test_cfg.update(return_probs=args.return_probs, precision=args.precision)
     peak = matmul_peak_gflops()
     peak_bf16 = matmul_peak_gflops(dtype=torch.bfloat16) if args.precision == 'bf16' else None
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).eval().requires_grad_(False)
+    model = MODELS.build(model_cfg).eval().requires_grad_(False)
     names = [f'class number {i}' for i in range(args.num_classes)]
     height, width = args.image_size
     image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8)

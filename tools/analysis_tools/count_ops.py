@@ -17,8 +17,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
-from cat_seg.configs import sliding_test_cfg
-from mmengine.config import Config, DictAction
+from cat_seg.configs import model_config
+from mmengine.config import DictAction
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -52,15 +52,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_model(args):
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.what == 'slide':   # the benchmark protocol, as tools/test.py --benchmark runs it
-        cfg.model.test_cfg = sliding_test_cfg()
-    elif args.what == 'whole':
-        cfg.model.test_cfg = dict(mode='whole')
+    mode = None if args.what == 'train' else args.what
+    model_cfg = model_config(args.config, mode, args.cfg_options)
     torch.manual_seed(0)
-    return MODELS.build(cfg.model)
+    return MODELS.build(model_cfg)
 
 
 def inference_call(model, names):
