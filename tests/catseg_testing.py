@@ -74,6 +74,13 @@ def clip_archs_from_fixture(clip: dict):
     return image_arch, text_arch
 
 
+def preprocessor_from_fixture(config: dict) -> dict:
+    """The data preprocessor of a fixture: CLIP normalisation of BGR-loaded images."""
+    return dict(type='SegDataPreProcessor', mean=config['clip_pixel_mean'],
+                std=config['clip_pixel_std'], bgr_to_rgb=True, pad_val=0,
+                seg_pad_val=config['ignore_value'], size_divisor=config['size_divisibility'])
+
+
 def catseg_config_from_fixture(config: dict) -> dict:
     """Our model config for the official hyper-parameters in a fixture's ``config.json``."""
     clip, agg = config['clip'], config['aggregator']
@@ -81,10 +88,7 @@ def catseg_config_from_fixture(config: dict) -> dict:
     image_arch, text_arch = clip_archs_from_fixture(clip)
     return dict(
         type='CATSeg',
-        data_preprocessor=dict(type='SegDataPreProcessor', mean=config['clip_pixel_mean'],
-                               std=config['clip_pixel_std'], bgr_to_rgb=True, pad_val=0,
-                               seg_pad_val=config['ignore_value'],
-                               size_divisor=config['size_divisibility']),
+        data_preprocessor=preprocessor_from_fixture(config),
         backbone=dict(type='CATSegCLIPImageEncoder', arch=image_arch,
                       img_size=config['clip_resolution'][0],
                       guidance_layers=tuple(config['layer_indexes']), dense_residual='cls'),
@@ -253,10 +257,7 @@ def v1_catseg_config_from_fixture(config: dict) -> dict:
         ('norm0.*',) if backbone['name'] == 'D2SwinTransformer' else ())
     return dict(
         type='CATSeg',
-        data_preprocessor=dict(type='SegDataPreProcessor', mean=config['clip_pixel_mean'],
-                               std=config['clip_pixel_std'], bgr_to_rgb=True, pad_val=0,
-                               seg_pad_val=config['ignore_value'],
-                               size_divisor=config['size_divisibility']),
+        data_preprocessor=preprocessor_from_fixture(config),
         backbone=dict(type='CATSegCLIPImageEncoder', arch=image_arch,
                       img_size=config['clip_resolution'][0], guidance_layers=(),
                       dense_residual='token'),
