@@ -7,9 +7,11 @@
 Without --checkpoint, the config's released weights (configs/metafile.yaml, or
 $CATSEG_WEIGHTS_URL) are downloaded once. Writes per image: ``<name>_overlay.png`` (colours +
 legend of the classes present with their pixel share), ``<name>_labels.png`` (class index per
-pixel; 16-bit beyond 256 classes) and ``<name>.json`` (vocabulary and classes present). An image
-that fails is reported (``failed: <path>: <reason>``) and skipped; the exit status is then 1, and
-2 for unusable arguments.
+pixel; 16-bit beyond 256 classes) and ``<name>.json`` (vocabulary and classes present); with
+--save-probs ``<name>_probs.npz`` (class probabilities) and with --save-features
+``<name>_features.npz`` (dense CLIP image embeddings). An image that fails is reported
+(``failed: <path>: <reason>``) and skipped; the exit status is then 1, and 2 for unusable
+arguments.
 """
 import argparse
 import json
@@ -160,6 +162,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--mode', choices=['slide', 'whole'], default='slide')
     parser.add_argument('--opacity', type=float, default=0.5)
+    parser.add_argument('--save-probs', action='store_true',
+                        help='also write <name>_probs.npz: "probs", the class probabilities at '
+                        'the label map\'s size as float16 (T, H, W), and "vocabulary"; it takes '
+                        'T x H x W x 2 bytes per image, in memory and on disk (847 classes at '
+                        '640x853: 0.9 GB)')
+    parser.add_argument('--save-features', action='store_true',
+                        help='also write <name>_features.npz: "features", the dense CLIP image '
+                        'embeddings (V, C, 24, 24) of the V views the model reads (whole: 1; '
+                        'slide: the windows row by row, then the global view); one more CLIP '
+                        'image pass per image')
     parser.add_argument('--text-cache', default=str(DEFAULT_TEXT_CACHE),
                         help='directory of text embeddings kept between runs ("" disables it)')
     parser.add_argument('--max-pixels', type=int, default=Image.MAX_IMAGE_PIXELS,
@@ -208,7 +220,10 @@ def main(argv=None) -> int:
     failures = 0
     # A bar on terminals only: elsewhere its redraws would split the report's lines.
     progress = tqdm(total=len(images), unit='image', disable=True if len(images) < 2 else None)
-    for outcome in inferencer.segment_each(images, vocabulary, str(out), args.opacity):
+    outcomes = inferencer.segment_each(images, vocabulary, str(out), args.opacity,
+                                       return_probs=args.save_probs,
+                                       with_features=args.save_features)
+    for outcome in outcomes:
         if isinstance(outcome, ImageFailure):
             failures += 1
             progress.write(str(outcome), file=sys.stderr)

@@ -16,7 +16,8 @@ from .weights import download_checkpoint
 
 # Official (detectron2) key prefix -> our segmentor prefix; the rest of each key is kept.
 # CLIP keys are OpenAI's (split q/k/v in the official files, which our encoders also use).
-_CLIP = 'sem_seg_head.predictor.clip_model.'
+OFFICIAL_KEY_PREFIX = 'sem_seg_head.'
+_CLIP = OFFICIAL_KEY_PREFIX + 'predictor.clip_model.'
 OFFICIAL_PREFIXES: Tuple[Tuple[str, str], ...] = (
     (_CLIP + 'visual.', 'backbone.'),
     (_CLIP + 'token_embedding.', 'text_encoder.token_embedding.'),
@@ -174,6 +175,37 @@ def load_checkpoint_file(path_or_url: str) -> Dict[str, Tensor]:
             from error
 
 
+def is_official_state_dict(state_dict: Dict[str, Tensor]) -> bool:
+    """Whether a state dict has the layout of the official (detectron2) CAT-Seg release: every
+    official checkpoint has the predictor's ``sem_seg_head.`` keys."""
+    return any(str(key).startswith(OFFICIAL_KEY_PREFIX) for key in state_dict)
+
+
+def check_state_dict_fits(model: nn.Module, state_dict: Dict[str, Tensor], problem: str,
+                          advice: str) -> None:
+    """Refuse a state dict that would not load strictly into ``model``.
+
+    Args:
+        model (nn.Module): The model to load into.
+        state_dict (dict): Keys of the model (converted already, if official).
+        problem (str): Start of the message, e.g. "checkpoint 'x.pth' does not match the config".
+        advice (str): End of the message: which config the checkpoint needs.
+
+    Raises:
+        ValueError: ``<problem>: N missing keys [...], N unexpected keys [...], N keys of another
+            shape [...]; <advice>``.
+    """
+    own = model.state_dict()
+    missing = sorted(own.keys() - state_dict.keys())
+    unexpected = sorted(state_dict.keys() - own.keys())
+    reshaped = sorted(key for key in own.keys() & state_dict.keys()
+                      if own[key].shape != state_dict[key].shape)
+    if missing or unexpected or reshaped:
+        raise ValueError(f'{problem}: {len(missing)} missing keys {missing[:3]}, '
+                         f'{len(unexpected)} unexpected keys {unexpected[:3]}, {len(reshaped)} '
+                         f'keys of another shape {reshaped[:3]}; {advice}')
+
+
 def load_checkpoint_into(model: nn.Module, checkpoint: Union[str, Dict[str, Tensor]]) -> None:
     """Load our checkpoint, or an official CAT-Seg one (converted on the fly), strictly.
 
@@ -185,18 +217,9 @@ def load_checkpoint_into(model: nn.Module, checkpoint: Union[str, Dict[str, Tens
         ValueError: Naming the keys that do not match the model, and the checkpoint.
     """
     state_dict = checkpoint if isinstance(checkpoint, dict) else load_checkpoint_file(checkpoint)
-    if any(key.startswith('sem_seg_head.') for key in state_dict):
+    if is_official_state_dict(state_dict):
         state_dict = convert_official_state_dict(state_dict)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state_dict)
-                        if own[k].shape != state_dict[k].shape)
-    if missing or unexpected or mismatched:
-        name = 'state dict' if isinstance(checkpoint, dict) else repr(checkpoint)
-        raise ValueError(
-            f'checkpoint {name} does not match the config: {len(missing)} missing keys '
-            f'{missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, '
-            f'{len(mismatched)} keys of another shape {mismatched[:3]}; use the config the '
-            'checkpoint was trained with')
+    name = 'state dict' if isinstance(checkpoint, dict) else repr(checkpoint)
+    check_state_dict_fits(model, state_dict, f'checkpoint {name} does not match the config',
+                          'use the config the checkpoint was trained with')
     model.load_state_dict(state_dict)

@@ -319,3 +319,27 @@ def test_api_takes_directories_and_arrays_and_saves_what_the_cli_saves(parity_fi
                 == (tmp_path / 'cli' / f'{name}_labels.png').read_bytes())
         assert (json.loads((tmp_path / 'api' / f'{name}.json').read_text())
                 == json.loads((tmp_path / 'cli' / f'{name}.json').read_text()))
+
+
+def test_saved_probabilities_and_features(parity_fixture, fixture_config, tmp_path, capsys):
+    """In process: --save-probs' argmax is the label map (where float16 cannot tie), with the
+    vocabulary inside; --save-features holds the 4 windows and the global view, C x 24 x 24."""
+    Image.open(REPO_ROOT / 'demo' / 'astronaut.jpg').resize((96, 72)).save(tmp_path / 'a.png')
+    status = demo_module().main([str(tmp_path / 'a.png'), '--vocab', 'sky, person; human, flag',
+                                 '--config', str(fixture_config), '--checkpoint',
+                                 str(parity_fixture.path / 'state_dict.pt'), '--out',
+                                 str(tmp_path / 'out'), '--mode', 'slide', '--text-cache', '',
+                                 '--save-probs', '--save-features'])
+    assert status == 0, capsys.readouterr()
+    labels = np.asarray(Image.open(tmp_path / 'out' / 'a_labels.png'))
+    stored = np.load(tmp_path / 'out' / 'a_probs.npz')
+    probs = stored['probs']
+    assert probs.dtype == np.float16 and probs.shape == (3, 72, 96)
+    assert list(stored['vocabulary']) == ['sky', 'person; human', 'flag']
+    top2 = np.sort(probs.astype(np.float32), axis=0)[-2:]
+    decided = top2[1] - top2[0] > 1e-3
+    assert decided.mean() > 0.5, 'too few pixels with a clear best class to compare'
+    np.testing.assert_array_equal(probs.argmax(0)[decided], labels[decided])
+    features = np.load(tmp_path / 'out' / 'a_features.npz')['features']
+    width = parity_fixture.config['clip']['embed_dim']
+    assert features.shape == (5, width, 24, 24) and features.dtype == np.float32

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from cat_seg.checkpoint import convert_official_state_dict, load_weights_file
+from cat_seg.checkpoint import (convert_official_state_dict, load_checkpoint_into,
+                               load_weights_file)
 
 
 def check_against_config(state_dict: dict, config: str) -> None:
@@ -26,7 +27,6 @@ def check_against_config(state_dict: dict, config: str) -> None:
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
-    from cat_seg.apis.inferencer import load_checkpoint_into
     from cat_seg.empty_weights import parameters_on_meta
     register_all_modules()
     cfg = Config.fromfile(config)

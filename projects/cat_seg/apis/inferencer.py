@@ -1,5 +1,4 @@
 """Segment images with any vocabulary: build a model from a config and a checkpoint, predict."""
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -7,29 +6,28 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
+from mmengine.dataset import Compose
 from mmengine.logging import print_log
-from mmseg.registry import MODELS, TRANSFORMS
+from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
+from PIL import Image
+from torch import Tensor
 
 from ..checkpoint import fetch_checkpoint, load_checkpoint_into
 from ..configs import sliding_test_cfg
 from ..datasets.loading import save_label_map
+from ..models.patch_inference import patch_logits
 from ..weights import released_weights_url
 from .image_io import ImageInput, ImageReadError, check_rgb_array, expand_inputs, load_rgb
+from .text_cache import DEFAULT_TEXT_CACHE, TextEmbeddingCache
 from .visualization import overlay_with_legend
 
-DEFAULT_TEXT_CACHE = Path.home() / '.cache' / 'cat_seg' / 'text_embeddings'
-
-
-def weights_fingerprint(module: torch.nn.Module) -> str:
-    """SHA-256 of a module's state (names, shapes and values)."""
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        digest.update(f'{name}{tuple(tensor.shape)}'.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+# What the model may raise on one image (unreadable, out of memory at its size, ...), and writing
+# its outputs: the image fails, the others go on.
+IMAGE_ERRORS = (OSError, RuntimeError, MemoryError, ValueError)
 
 
 class Segmentation(NamedTuple):
@@ -40,12 +38,19 @@ class Segmentation(NamedTuple):
         class_scores (np.ndarray): Mean probability of each class over the image, (T,).
         vocabulary (list): The T classes (names, or lists of synonyms).
         source (str, optional): The image's path, or ``array_<k>`` for the k-th input.
+        probs (np.ndarray, optional): Class probabilities (T, H, W), float16, when asked for
+            (``return_probs=True``); ``label_map`` is their argmax.
+        features (np.ndarray, optional): Dense CLIP image embeddings of the model's views
+            (V, C, h, w), float32, when asked for (``with_features=True``; see
+            ``CATSegInferencer.features``).
     """
 
     label_map: np.ndarray
     class_scores: np.ndarray
     vocabulary: List[str]
     source: Optional[str] = None
+    probs: Optional[np.ndarray] = None
+    features: Optional[np.ndarray] = None
 
     def present_classes(self) -> List[Dict]:
         """Classes that label at least one pixel, largest first, with their pixel share."""
@@ -65,6 +70,32 @@ class ImageFailure(NamedTuple):
     def __str__(self) -> str:
         return f'failed: {self.source}: {self.reason}'
 
+    @classmethod
+    def of(cls, source: str, error: Exception) -> 'ImageFailure':
+        """The failure of ``source`` from the error it raised."""
+        if isinstance(error, ImageReadError):
+            return cls(source, error.reason)
+        return cls(source, f'{type(error).__name__}: {error}')
+
+
+class PreparedImage(NamedTuple):
+    """An input read and run through the test pipeline (``CATSegInferencer.preprocess``).
+
+    Attributes:
+        source (str): The image's path, or ``array_<k>``.
+        name (str): Stem of its output files.
+        path (Path, optional): The file it was read from.
+        rgb (np.ndarray): The image as read, (H, W, 3) uint8.
+        data (dict): ``PackSegInputs`` output: ``inputs`` (3, H', W') BGR uint8 at the
+            pipeline's size, ``data_samples`` with the image's metainfo.
+    """
+
+    source: str
+    name: str
+    path: Optional[Path]
+    rgb: np.ndarray
+    data: dict
+
 
 def class_label(entry) -> str:
     """Display name of a class: the name, or its synonyms joined by '; '."""
@@ -73,38 +104,60 @@ def class_label(entry) -> str:
 
 # The official test-time resize (detectron2 MIN_SIZE_TEST 640, MAX_SIZE_TEST 2560), used when a
 # config has no test pipeline: it also bounds the memory an 8000x6000 photo needs.
-DEFAULT_RESIZE = [dict(type='ResizeShortestEdge', scale=640, max_size=2560)]
+DEFAULT_TEST_PIPELINE = [dict(type='LoadImageFromFile'),
+                         dict(type='ResizeShortestEdge', scale=640, max_size=2560),
+                         dict(type='PackSegInputs')]
 
 
-def resize_transforms(cfg: Config) -> list:
-    """The resizing steps of the config's test pipeline (e.g. shortest edge 640), so the
-    inferencer sees images as ``tools/test.py`` does; loading and packing are its own."""
-    pipeline = cfg.get('test_pipeline') or cfg.get('test_dataloader', {}).get(
-        'dataset', {}).get('pipeline') or DEFAULT_RESIZE
-    return [TRANSFORMS.build(step) for step in pipeline if 'Resize' in step['type']]
+def array_test_pipeline(cfg: Config) -> Compose:
+    """The config's test pipeline for images given as arrays, so the inferencer sees images as
+    ``tools/test.py`` does: as ``MMSegInferencer._init_pipeline`` adapts it, file loading becomes
+    ``LoadImageFromNDArray`` and annotation loading is dropped."""
+    steps = (cfg.get('test_pipeline')
+             or cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
+             or DEFAULT_TEST_PIPELINE)
+    return Compose([dict(step, type='LoadImageFromNDArray')
+                    if step['type'] == 'LoadImageFromFile' else step
+                    for step in steps if step['type'] != 'LoadAnnotations'])
 
 
-def save_segmentation(out_dir: Path, name: str, rgb: np.ndarray, result: Segmentation,
-                      opacity: float = 0.5, source: Optional[Path] = None) -> dict:
-    """Write ``<name>_overlay.png`` (colours, outlines and a legend of the classes present),
-    ``<name>_labels.png`` (class index per pixel, 16-bit beyond 256 classes) and ``<name>.json``
-    (image, size, vocabulary, classes present with pixel shares), which it returns."""
+def save_segmentation(out_dir: Path, name: str, result: Segmentation, overlay: Image.Image,
+                      source: Optional[Path] = None) -> dict:
+    """Write one image's outputs and return its summary.
+
+    Files: ``<name>_overlay.png`` (``overlay``), ``<name>_labels.png`` (class index per pixel,
+    16-bit beyond 256 classes), ``<name>.json`` (image, size, vocabulary, classes present with
+    pixel shares: the summary); when the result has them, ``<name>_probs.npz`` (``probs``:
+    float16 (T, H, W); ``vocabulary``: (T,) class names, synonyms joined by '; ') and
+    ``<name>_features.npz`` (``features``: float32 (V, C, h, w), views in the model's order).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     vocabulary = result.vocabulary
-    present = result.present_classes()
-    overlay_with_legend(rgb, result.label_map, present, len(vocabulary),
-                        opacity).save(out_dir / f'{name}_overlay.png')
+    overlay.save(out_dir / f'{name}_overlay.png')
     save_label_map(result.label_map, len(vocabulary), out_dir / f'{name}_labels.png')
-    summary = dict(image=str(source) if source else None, height=rgb.shape[0],
-                   width=rgb.shape[1],
+    if result.probs is not None:
+        np.savez(out_dir / f'{name}_probs.npz', probs=result.probs,
+                 vocabulary=np.array([class_label(c) for c in vocabulary]))
+    if result.features is not None:
+        np.savez(out_dir / f'{name}_features.npz', features=result.features)
+    summary = dict(image=str(source) if source else None, height=result.label_map.shape[0],
+                   width=result.label_map.shape[1],
                    vocabulary=[c if isinstance(c, str) else list(c) for c in vocabulary],
-                   present=present)
+                   present=result.present_classes())
     (out_dir / f'{name}.json').write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
 
 class CATSegInferencer:
     """Open-vocabulary segmentation of images, one model for any number of vocabularies.
+
+    The stages are MMSegInferencer's: ``preprocess`` (read, test pipeline) -> ``forward`` (the
+    model's ``predict``) -> ``postprocess`` (arrays) -> ``visualize`` (overlay; after
+    postprocess, since its legend lists the classes present). It does not subclass mmengine's
+    ``BaseInferencer``, whose ``__call__`` collates batches and stops at the first unreadable
+    input (here each input succeeds or fails alone, ``segment_each``), whose model loading is
+    not strict and knows no official CAT-Seg checkpoints (``load_checkpoint_into``), and whose
+    visualizer takes class names once from the dataset metainfo, not per call.
 
     Args:
         config (str | Config): Model config (path or loaded), e.g. ``configs/catseg_vitb.py``.
@@ -114,14 +167,16 @@ class CATSegInferencer:
             ``configs/metafile.yaml``).
         device (str): 'cpu' or 'cuda'. Defaults to 'cpu'.
         mode (str, optional): 'whole' or 'slide' inference; default: the config's.
-        text_cache_dir (str, optional): Directory where text embeddings are kept between runs,
-            keyed by the text weights, templates and names, so a repeated vocabulary skips the
-            text encoder. None disables it. Defaults to ``~/.cache/cat_seg/text_embeddings``.
+        text_cache_dir (str, optional): Directory where text embeddings are kept between runs
+            (``TextEmbeddingCache``), so a repeated vocabulary skips the text encoder. None
+            disables it. Defaults to ``~/.cache/cat_seg/text_embeddings``.
 
     Examples:
         >>> inferencer = CATSegInferencer('configs/catseg_vitb.py')   # the released weights
         >>> result = inferencer(['street.jpg'], vocabulary=['road', 'car', 'sky'])[0]
         >>> result.label_map.shape, result.present_classes()[0]['name']
+        >>> probs = inferencer('street.jpg', ['road', 'sky'], return_probs=True)[0].probs
+        >>> inferencer.features('street.jpg').shape    # (V, C, 24, 24)
     """
 
     def __init__(self, config: Union[str, Config], checkpoint: Optional[str] = None,
@@ -133,43 +188,75 @@ class CATSegInferencer:
         fetch_checkpoint(checkpoint)   # a download fails before the model is built, not after
         if mode is not None:
             cfg.model.test_cfg = sliding_test_cfg() if mode == 'slide' else dict(mode='whole')
-        # Only the argmax and class means are needed: no (T, H, W) probabilities at full size.
+        # By default only the argmax and class means: no (T, H, W) probabilities at full size.
         cfg.model.test_cfg = dict(cfg.model.test_cfg, return_probs=False)
         self.model = MODELS.build(cfg.model)
-        self.resize = resize_transforms(cfg)
+        self.pipeline = array_test_pipeline(cfg)
         load_checkpoint_into(self.model, checkpoint)
         self.model.to(device).eval().requires_grad_(False)
         self.device = device
-        self.text_cache_dir = Path(text_cache_dir) if text_cache_dir else None
-        self._text_fingerprint = weights_fingerprint(self.model.text_encoder)
+        self.text_cache = (TextEmbeddingCache(text_cache_dir, self.model.text_encoder)
+                           if text_cache_dir else None)
 
-    def text_cache_file(self, vocabulary: Sequence) -> Path:
-        """Where the embeddings of ``vocabulary`` are kept for these text weights."""
-        encoder = self.model.text_encoder
-        key = json.dumps([self._text_fingerprint, list(encoder.templates), encoder.synonym_rule,
-                          [[n] if isinstance(n, str) else list(n) for n in vocabulary]])
-        return self.text_cache_dir / f'{hashlib.sha256(key.encode()).hexdigest()}.pt'
-
-    def _prime_text_cache(self, vocabulary: Sequence) -> None:
-        """Load the vocabulary's embeddings from disk, or compute and store them."""
-        if self.text_cache_dir is None:
-            return
-        path = self.text_cache_file(vocabulary)
-        encoder = self.model.text_encoder
-        if path.is_file():
-            embeds = torch.load(path, map_location=self.device, weights_only=True)
-            encoder.remember(vocabulary, embeds)
-            return
-        embeds = encoder(vocabulary)
-        self.text_cache_dir.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix('.tmp')
-        torch.save(embeds.cpu(), temporary)
-        temporary.replace(path)   # atomic: a concurrent reader never sees half a file
+    # ----------------------------------------------------------------- stages
+    def preprocess(self, images: Union[ImageInput, Sequence[ImageInput]]
+                   ) -> Iterator[Union[PreparedImage, ImageFailure]]:
+        """Each input read (directories expanded) and run through the test pipeline, one at a
+        time, or why it could not be."""
+        for index, image in enumerate(expand_inputs(images)):
+            is_array = isinstance(image, np.ndarray)
+            source = f'array_{index}' if is_array else str(image)
+            try:
+                rgb = check_rgb_array(image, source) if is_array else load_rgb(image)
+                # mmseg pipelines deliver BGR; the preprocessor converts back (bgr_to_rgb=True).
+                data = self.pipeline(dict(img=np.ascontiguousarray(rgb[..., ::-1])))
+            except IMAGE_ERRORS as error:
+                yield ImageFailure.of(source, error)
+                continue
+            yield PreparedImage(source, source if is_array else Path(image).stem,
+                                None if is_array else Path(image), rgb, data)
 
     @torch.no_grad()
+    def forward(self, data: dict, vocabulary: Sequence,
+                return_probs: bool = False) -> SegDataSample:
+        """The model's prediction for one prepared image.
+
+        Returns:
+            SegDataSample: ``pred_sem_seg`` (1, H, W) at the image's size, and ``seg_logits``
+            (T, H, W) probabilities if ``return_probs``, else ``pred_class_scores`` (T,).
+        """
+        if self.model.test_settings.return_probs != return_probs:
+            # test_cfg is validated when assigned: a new dict, never one changed in place.
+            self.model.test_cfg = dict(self.model.test_cfg, return_probs=return_probs)
+        batch = self.model.data_preprocessor(
+            dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False)
+        return self.model.predict(batch['inputs'], batch['data_samples'],
+                                  vocabulary=list(vocabulary))[0]
+
+    @staticmethod
+    def postprocess(prediction: SegDataSample, vocabulary: Sequence, source: str,
+                    features: Optional[np.ndarray] = None) -> Segmentation:
+        """The prediction as arrays: label map, class means, probabilities (float16) if any."""
+        label_map = prediction.pred_sem_seg.data[0].cpu().numpy()
+        if 'seg_logits' not in prediction:
+            return Segmentation(label_map, prediction.pred_class_scores.cpu().numpy(),
+                                list(vocabulary), source, features=features)
+        probs = prediction.seg_logits.data
+        return Segmentation(label_map, probs.flatten(1).mean(1).cpu().numpy(), list(vocabulary),
+                            source, probs.half().cpu().numpy(), features)
+
+    @staticmethod
+    def visualize(rgb: np.ndarray, result: Segmentation, opacity: float = 0.5) -> Image.Image:
+        """The image blended with class colours, with a legend of the classes present."""
+        return overlay_with_legend(rgb, result.label_map, result.present_classes(),
+                                   len(result.vocabulary), opacity)
+
+    # ----------------------------------------------------------------- calls
+    @torch.no_grad()
     def segment_each(self, images: Union[ImageInput, Sequence[ImageInput]], vocabulary: Sequence,
-                     out_dir: Optional[str] = None,
-                     opacity: float = 0.5) -> Iterator[Union[Segmentation, ImageFailure]]:
+                     out_dir: Optional[str] = None, opacity: float = 0.5,
+                     return_probs: bool = False,
+                     with_features: bool = False) -> Iterator[Union[Segmentation, ImageFailure]]:
         """Segment images one by one over ``vocabulary``; an image that fails does not stop the
         others.
 
@@ -177,36 +264,43 @@ class CATSegInferencer:
             images: A path, a directory (its images, by name), an RGB uint8 array (H, W, 3), or
                 a list of them.
             vocabulary (Sequence): Class names, or lists of synonyms.
-            out_dir (str, optional): Also write each image's overlay, label map and JSON summary
-                here (``save_segmentation``); arrays are named ``array_<k>``.
+            out_dir (str, optional): Also write each image's outputs here
+                (``save_segmentation``); arrays are named ``array_<k>``.
             opacity (float): Weight of the class colours in the overlay. Defaults to 0.5.
+            return_probs (bool): Also return (and write) the class probabilities at the image's
+                size, float16 (T, H, W): T x H x W x 2 bytes per image (847 classes at 640x853:
+                0.9 GB), and twice that in float32 while computing. Defaults to False.
+            with_features (bool): Also return (and write) the dense CLIP image embeddings
+                (``features``; one more CLIP image pass). Defaults to False.
 
         Yields:
             Segmentation | ImageFailure: Per input, in order: its result, or why it failed
             (unreadable image, over the pixel limit, outputs not writable, out of memory, ...).
         """
         vocabulary = list(vocabulary)
-        self._prime_text_cache(vocabulary)
-        for index, image in enumerate(expand_inputs(images)):
-            is_array = isinstance(image, np.ndarray)
-            source = f'array_{index}' if is_array else str(image)
+        if self.text_cache is not None:
+            self.text_cache.prime(vocabulary, self.device)
+        for prepared in self.preprocess(images):
+            if isinstance(prepared, ImageFailure):
+                yield prepared
+                continue
             try:
-                rgb = check_rgb_array(image, source) if is_array else load_rgb(image)
-                result = self._segment(rgb, vocabulary)._replace(source=source)
+                features = self._features(prepared.data) if with_features else None
+                result = self.postprocess(
+                    self.forward(prepared.data, vocabulary, return_probs), vocabulary,
+                    prepared.source, features)
                 if out_dir is not None:
-                    save_segmentation(Path(out_dir), source if is_array else Path(image).stem,
-                                      rgb, result, opacity, None if is_array else Path(image))
-            except ImageReadError as error:
-                yield ImageFailure(source, error.reason)
-            # Writing its outputs, or the model on this image (e.g. out of memory at its size).
-            except (OSError, RuntimeError, MemoryError, ValueError) as error:
-                yield ImageFailure(source, f'{type(error).__name__}: {error}')
+                    save_segmentation(Path(out_dir), prepared.name, result,
+                                      self.visualize(prepared.rgb, result, opacity),
+                                      prepared.path)
+            except IMAGE_ERRORS as error:
+                yield ImageFailure.of(prepared.source, error)
             else:
                 yield result
 
     def __call__(self, images: Union[ImageInput, Sequence[ImageInput]], vocabulary: Sequence,
-                 out_dir: Optional[str] = None,
-                 opacity: float = 0.5) -> List[Optional[Segmentation]]:
+                 out_dir: Optional[str] = None, opacity: float = 0.5, return_probs: bool = False,
+                 with_features: bool = False) -> List[Optional[Segmentation]]:
         """Segment images over ``vocabulary`` (arguments of ``segment_each``).
 
         Returns:
@@ -214,25 +308,55 @@ class CATSegInferencer:
             failed; each failure is logged as ``failed: <path>: <reason>``.
         """
         results = []
-        for outcome in self.segment_each(images, vocabulary, out_dir, opacity):
+        for outcome in self.segment_each(images, vocabulary, out_dir, opacity, return_probs,
+                                         with_features):
             if isinstance(outcome, ImageFailure):
                 print_log(str(outcome), logger='current', level=logging.WARNING)
                 outcome = None
             results.append(outcome)
         return results
 
-    def _segment(self, rgb: np.ndarray, vocabulary: list) -> Segmentation:
-        height, width = rgb.shape[:2]
-        # mmseg pipelines deliver BGR; the preprocessor converts back (bgr_to_rgb=True).
-        results = dict(img=np.ascontiguousarray(rgb[..., ::-1]), img_shape=(height, width),
-                       ori_shape=(height, width))
-        for transform in self.resize:
-            results = transform(results)
-        bgr = torch.from_numpy(np.ascontiguousarray(results['img'])).permute(2, 0, 1)
-        sample = SegDataSample(metainfo=dict(ori_shape=(height, width),
-                                             img_shape=tuple(results['img'].shape[:2])))
-        data = self.model.data_preprocessor(dict(inputs=[bgr], data_samples=[sample]), False)
-        prediction = self.model.predict(data['inputs'], data['data_samples'],
-                                        vocabulary=vocabulary)[0]
-        return Segmentation(prediction.pred_sem_seg.data[0].cpu().numpy(),
-                            prediction.pred_class_scores.cpu().numpy(), vocabulary)
+    def features(self, image: ImageInput) -> np.ndarray:
+        """Dense CLIP image embeddings of one image, as the model sees it: the last block's
+        ``ln_post`` + ``proj`` output of each view (``model.backbone(views).dense``).
+
+        Args:
+            image: A path or an RGB uint8 array (H, W, 3).
+
+        Returns:
+            np.ndarray: (V, C, h, w) float32, e.g. (1, 512, 24, 24) for ViT-B/16 in whole mode;
+            in slide mode the windows row-major, then the global view: (5, 512, 24, 24).
+
+        Raises:
+            ValueError: If ``image`` is not one readable image (naming the problem).
+        """
+        prepared = list(self.preprocess([image]))
+        if len(prepared) != 1:
+            raise ValueError(f'features() takes one image (a file or an array), got {image!r} '
+                             f'with {len(prepared)} images')
+        if isinstance(prepared[0], ImageFailure):
+            raise ValueError(str(prepared[0]))
+        return self._features(prepared[0].data)
+
+    @torch.no_grad()
+    def _features(self, data: dict) -> np.ndarray:
+        batch = self.model.data_preprocessor(
+            dict(inputs=[data['inputs']], data_samples=[data['data_samples']]), False)
+        inputs, meta = batch['inputs'], batch['data_samples'][0].metainfo
+        settings = self.model.test_settings
+        if settings.mode == 'whole':
+            return self._clip_dense(self.model.whole_views(inputs, [meta])).float().cpu().numpy()
+        height, width = meta['img_shape'][:2]
+        views = patch_logits(inputs[:, :, :height, :width], self._clip_dense,
+                             crop_size=settings.crop_size, stride=settings.stride,
+                             resize_to=settings.resize_to,
+                             with_global_view=settings.with_global_view)
+        return views.logits[:, 0].float().cpu().numpy()   # (V, 1, C, h, w) -> (V, C, h, w)
+
+    def _clip_dense(self, views: Tensor) -> Tensor:
+        """(N, 3, h_v, w_v) views -> (N, C, h, w) dense embeddings, at the CLIP resolution as
+        ``CATSeg.class_logits`` reads them."""
+        if tuple(views.shape[-2:]) != self.model.clip_size:
+            views = F.interpolate(views, size=self.model.clip_size, mode='bilinear',
+                                  align_corners=False)
+        return self.model.backbone(views).dense

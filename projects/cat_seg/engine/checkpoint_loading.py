@@ -1,7 +1,7 @@
 """Checkpoints the runner loads (``load_from``, ``tools/test.py``'s CHECKPOINT, ``--resume``):
 URLs under the same weights-only rule as local files, official CAT-Seg checkpoints converted."""
 import pickle
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 from mmengine.dist import barrier, get_dist_info
@@ -9,11 +9,9 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import CheckpointLoader
 from mmseg.registry import HOOKS
-from torch import Tensor
 
-from ..checkpoint import convert_official_state_dict, fetch_checkpoint
-
-OFFICIAL_KEY_PREFIX = 'sem_seg_head.'   # every official checkpoint has the predictor's keys
+from ..checkpoint import (check_state_dict_fits, convert_official_state_dict, fetch_checkpoint,
+                          is_official_state_dict)
 
 
 # Replaces mmengine's http(s) loader: it goes through torch.hub, whose weights_only defaults to
@@ -40,11 +38,6 @@ def load_from_url(filename: str, map_location: Optional[str] = None) -> dict:
                          f'loading failed: {error})') from None
 
 
-def is_official_state_dict(state_dict: Dict[str, Tensor]) -> bool:
-    """Whether a state dict has the layout of the official (detectron2) CAT-Seg release."""
-    return any(str(key).startswith(OFFICIAL_KEY_PREFIX) for key in state_dict)
-
-
 @HOOKS.register_module()
 class CATSegOfficialCheckpointHook(Hook):
     """Let the runner load official CAT-Seg checkpoints (``model_base.pth``, ``model_large.pth``).
@@ -69,17 +62,9 @@ class CATSegOfficialCheckpointHook(Hook):
             return
         converted = convert_official_state_dict(state_dict)
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        own = model.state_dict()
-        missing = sorted(own.keys() - converted.keys())
-        unexpected = sorted(converted.keys() - own.keys())
-        reshaped = sorted(key for key in own.keys() & converted.keys()
-                          if own[key].shape != converted[key].shape)
-        if missing or unexpected or reshaped:
-            raise ValueError(
-                f'the official CAT-Seg checkpoint does not fit the model of this config: '
-                f'{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys '
-                f'{unexpected[:3]}, {len(reshaped)} keys of another shape {reshaped[:3]}; '
-                'model_base.pth needs a ViT-B/16 config (configs/catseg_vitb.py), '
-                'model_large.pth a ViT-L/14 one (configs/catseg_vitl.py)')
+        check_state_dict_fits(
+            model, converted, 'the official CAT-Seg checkpoint does not fit the model of this '
+            'config', 'model_base.pth needs a ViT-B/16 config (configs/catseg_vitb.py), '
+            'model_large.pth a ViT-L/14 one (configs/catseg_vitl.py)')
         checkpoint.clear()
         checkpoint['state_dict'] = converted
