@@ -19,13 +19,11 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
-from mmengine.config import Config
+import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
+from cat_seg.benchmarks import BENCHMARKS, benchmark_config, benchmark_dataset
+from cat_seg.runtime import main_guard
 
 TOOLS = Path(__file__).resolve().parent
-REPO_ROOT = TOOLS.parent
-# (file in configs/benchmarks, column title), in the paper's column order (Table 1).
-BENCHMARKS = {'ade847': 'A-847', 'pc459': 'PC-459', 'ade150': 'A-150', 'pc59': 'PC-59',
-              'voc20': 'PAS-20', 'voc20b': 'PAS-20b'}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,18 +42,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def data_root(benchmark: str) -> Path:
-    return Path(Config.fromfile(
-        str(REPO_ROOT / 'configs' / 'benchmarks' / f'{benchmark}.py')).test_dataloader.dataset.data_root)
-
-
 def evaluate(args: argparse.Namespace, benchmark: str) -> Optional[float]:
     """One tools/test.py run; its paper-compatible mIoU, or None if it failed."""
     work_dir = args.work_dir / benchmark
     work_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = work_dir / 'metrics.json'
     metrics_file.unlink(missing_ok=True)
-    options = ['--benchmark', str(REPO_ROOT / 'configs' / 'benchmarks' / f'{benchmark}.py'),
+    options = ['--benchmark', str(benchmark_config(benchmark)),
                '--work-dir', str(work_dir), '--metrics-json', str(metrics_file)]
     if args.save_predictions:
         options += ['--out', str(work_dir / 'predictions')]
@@ -88,14 +81,14 @@ def markdown_table(config: str, checkpoint: str, results: Dict[str, Union[float,
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if not Path(path).is_file():
-            print(f'error: {what} {path!r} does not exist', file=sys.stderr)
-            return 2
+    with main_guard(debug=False):
+        for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f'{what} {path!r} does not exist')
     results: Dict[str, Union[float, str]] = {}
     problems: List[str] = []
     for benchmark in args.benchmarks:
-        name, root = BENCHMARKS[benchmark], data_root(benchmark)
+        name, root = BENCHMARKS[benchmark], Path(benchmark_dataset(benchmark)['data_root'])
         if not root.is_dir():
             results[benchmark] = 'no data'
             problems.append(f'{name}: no data at {root.resolve()} (prepare it as the README\'s '

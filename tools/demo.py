@@ -27,39 +27,15 @@ from tqdm import tqdm
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.apis import CATSegInferencer, ImageFailure, expand_inputs
 from cat_seg.apis.inferencer import DEFAULT_TEXT_CACHE
-from cat_seg.datasets import load_categories
+from cat_seg.benchmarks import VOCABULARY_NAMES, named_vocabulary
+from cat_seg.runtime import main_guard
 from cat_seg.weights import WEIGHTS_URL_ENV, released_weights_url
 
-# Written by the preparation scripts at the data roots of configs/benchmarks/{ade847,pc459}.py.
-CATEGORY_FILES = {'ade847': ('data/ade/ADE20K_847/ade847_categories.json', 'ade20k_847.py'),
-                  'pc459': ('data/VOCdevkit/VOC2010/pc459_categories.json',
-                            'pascal_context.py')}
-DATASETS = ['ade150', 'ade847', 'coco171', 'pc459', 'pc59', 'voc20']
 VOCABULARY_FILE_SHAPES = ('one name per line, or a JSON list of names ["sky", ...], of synonym '
                           'lists [["person", "human"], ...] or of categories '
                           '[{"name": "sky", ...}, ...]')
 JSON_KINDS = {dict: 'a JSON object', str: 'a JSON string', bool: 'a JSON boolean',
               type(None): 'JSON null'}
-
-
-def dataset_vocabulary(name: str) -> list:
-    """Class names of a benchmark: from the dataset classes' own metainfo, or for A-847 and PC-459
-    from the category file their preparation script wrote under ``data/`` (as in MMSeg)."""
-    from mmseg.datasets import (ADE20KDataset, COCOStuffDataset, PascalContextDataset59,
-                                PascalVOCDataset)
-    tables = {'ade150': ADE20KDataset, 'coco171': COCOStuffDataset,
-              'pc59': PascalContextDataset59, 'voc20': PascalVOCDataset}
-    if name in CATEGORY_FILES:
-        path, script = CATEGORY_FILES[name]
-        if not Path(path).is_file():
-            raise FileNotFoundError(f'--dataset {name} reads its vocabulary from {path}, which '
-                                    f'does not exist: run tools/dataset_converters/{script} '
-                                    '(README, "Datasets"), or pass the file with --vocab-file')
-        return [c['name'] for c in load_categories(path)]
-    if name not in tables:
-        raise ValueError(f'--dataset {name!r} is not one of {DATASETS}')
-    classes = list(tables[name].METAINFO['classes'])
-    return classes[1:] if name == 'voc20' else classes   # VOC's 'background' is not a class
 
 
 def parse_class(entry: Union[str, list]) -> Union[str, Tuple[str, ...]]:
@@ -118,7 +94,12 @@ def read_vocabulary(args: argparse.Namespace) -> list:
     elif args.vocab_file is not None:
         entries = read_vocabulary_file(args.vocab_file)
     else:
-        entries = dataset_vocabulary(args.dataset)
+        try:
+            entries = named_vocabulary(args.dataset)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f'--dataset {args.dataset} reads its vocabulary from a file '
+                                    'its preparation script writes (README, "Datasets"): '
+                                    f'{error}; or pass the file with --vocab-file') from error
     classes = [c for c in map(parse_class, entries) if c]
     if not classes:
         raise ValueError('the vocabulary is empty: give at least one class name')
@@ -152,7 +133,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     vocab.add_argument('--vocab', help='comma-separated class names, e.g. "sky, tree, person"')
     vocab.add_argument('--vocab-file', help='one name per line, a JSON list of names (or of '
                        'synonym lists), or a category file ([{"name": ..., "id": ...}, ...])')
-    vocab.add_argument('--dataset', choices=DATASETS, help='a benchmark vocabulary')
+    vocab.add_argument('--dataset', choices=VOCABULARY_NAMES,
+                       help='the vocabulary of a benchmark or of the training set')
     parser.add_argument('--config', default='configs/catseg_vitb.py')
     parser.add_argument('--checkpoint', help='our or an official checkpoint: a path or a URL '
                         '(downloaded once into $TORCH_HOME/hub/checkpoints); default: the '
@@ -202,7 +184,7 @@ def check_arguments(args: argparse.Namespace) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+    with main_guard(args.debug):
         checkpoint = check_arguments(args)
         Image.MAX_IMAGE_PIXELS = args.max_pixels   # read by load_rgb for every image
         vocabulary = read_vocabulary(args)
@@ -211,11 +193,6 @@ def main(argv=None) -> int:
         check_writable(out)
         inferencer = CATSegInferencer(args.config, checkpoint, args.device, args.mode,
                                       text_cache_dir=args.text_cache or None)
-    except (FileNotFoundError, ValueError, OSError) as error:
-        if args.debug:
-            raise
-        print(f'error: {error}', file=sys.stderr)
-        return 2
 
     failures = 0
     # A bar on terminals only: elsewhere its redraws would split the report's lines.

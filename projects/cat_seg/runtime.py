@@ -38,11 +38,16 @@ def configure_distributed_backend(cfg: Config) -> None:
 
 @contextlib.contextmanager
 def main_guard(debug: bool):
-    """Turn a user-facing error into ``error: <message>`` and exit status 2 (traceback with
-    ``--debug``)."""
+    """Every tool's handling of a bad argument or input: ``error: <message>`` on one line and
+    exit status 2 (the traceback with ``--debug``).
+
+    Examples:
+        >>> with main_guard(args.debug):
+        ...     check_arguments(args)
+    """
     try:
         yield
-    except (FileNotFoundError, ValueError, TypeError, KeyError, RuntimeError) as error:
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as error:
         if debug:
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error

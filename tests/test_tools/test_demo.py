@@ -108,8 +108,9 @@ def test_max_pixels_sets_the_limit(tiny_catseg, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize('extra,message', [
     (['--vocab', ' , '], 'the vocabulary is empty'),
     (['--vocab', 'sky', '--opacity', '2'], 'must be in \\[0, 1\\]'),
-    (['--dataset', 'ade847'], 'reads its vocabulary from data/ade/ADE20K_847/'
-     'ade847_categories.json, which does not exist: run tools/dataset_converters/ade20k_847.py'),
+    (['--dataset', 'ade847'], '--dataset ade847 reads its vocabulary from a file its preparation '
+     "script writes .*: category file 'data/ade/ADE20K_847/ade847_categories.json' does not "
+     'exist'),
     (['--dataset', 'ade21k'], "invalid choice: 'ade21k'"),
     (['--vocab', 'sky', '--max-pixels', '0'], '--max-pixels 0 must be a positive number'),
 ])

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from cat_seg.checkpoint import (convert_official_state_dict, load_checkpoint_into,
-                               load_weights_file)
+                                load_weights_file)
+from cat_seg.runtime import main_guard
 
 
 def check_against_config(state_dict: dict, config: str) -> None:
@@ -49,17 +50,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+    with main_guard(args.debug):
         state_dict = convert_official_state_dict(load_weights_file(args.src))
         if args.config:
             check_against_config(state_dict, args.config)
         Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
         torch.save(dict(state_dict=state_dict, meta=dict(converted_from=str(args.src))), args.dst)
-    except (OSError, ValueError, RuntimeError) as error:
-        if args.debug:
-            raise
-        print(f'error: {error}', file=sys.stderr)
-        return 2
     print(f'converted {len(state_dict)} tensors: {args.src} -> {args.dst}')
     return 0
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.logging import print_log
-from mmseg.registry import MODELS
+from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 from PIL import Image
@@ -116,8 +116,9 @@ def array_test_pipeline(cfg: Config) -> Compose:
     steps = (cfg.get('test_pipeline')
              or cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
              or DEFAULT_TEST_PIPELINE)
-    return Compose([dict(step, type='LoadImageFromNDArray')
-                    if step['type'] == 'LoadImageFromFile' else step
+    # Built from mmseg's registry, whatever the default scope of the caller.
+    return Compose([TRANSFORMS.build(dict(step, type='LoadImageFromNDArray')
+                                     if step['type'] == 'LoadImageFromFile' else step)
                     for step in steps if step['type'] != 'LoadAnnotations'])
 
 
