@@ -33,6 +33,7 @@ from PIL import Image
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.apis import CATSegInferencer, ImageFailure
 from cat_seg.apis.inferencer import DEFAULT_TEXT_CACHE
+from cat_seg.runtime import main_guard
 # tools/demo.py, beside this script: the same vocabulary syntax and default weights.
 from demo import check_arguments, read_vocabulary
 
@@ -192,16 +193,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+    with main_guard(args.debug):
         checkpoint = check_arguments(args)
         Image.MAX_IMAGE_PIXELS = args.max_pixels   # read by load_rgb for every upload
         app = SegmentationApp(args.config, checkpoint, args.device, args.text_cache or None,
                               args.opacity)
-    except (FileNotFoundError, ValueError, OSError) as error:
-        if args.debug:
-            raise
-        print(f'error: {error}', file=sys.stderr)
-        return 2
     app.blocks().launch(server_name='127.0.0.1', server_port=args.port, show_error=True)
     return 0
 

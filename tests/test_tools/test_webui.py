@@ -278,5 +278,7 @@ def test_unusable_arguments_exit_2(webui, model_files, tmp_path, monkeypatch, ca
                                    message):
     config, _ = model_files
     monkeypatch.delenv('CATSEG_WEIGHTS_URL', raising=False)
-    assert webui.main([a.format(config=config, tmp=tmp_path) for a in extra]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        webui.main([a.format(config=config, tmp=tmp_path) for a in extra])
+    assert exit_info.value.code == 2
     assert re.fullmatch(f'error: .*{message}.*\n', capsys.readouterr().err)
