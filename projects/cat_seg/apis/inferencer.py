@@ -6,7 +6,6 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.logging import print_log
@@ -319,7 +318,7 @@ class CATSegInferencer:
 
     def features(self, image: ImageInput) -> np.ndarray:
         """Dense CLIP image embeddings of one image, as the model sees it: the last block's
-        ``ln_post`` + ``proj`` output of each view (``model.backbone(views).dense``).
+        ``ln_post`` + ``proj`` output of each view (``model.clip_features(views).dense``).
 
         Args:
             image: A path or an RGB uint8 array (H, W, 3).
@@ -357,7 +356,4 @@ class CATSegInferencer:
     def _clip_dense(self, views: Tensor) -> Tensor:
         """(N, 3, h_v, w_v) views -> (N, C, h, w) dense embeddings, at the CLIP resolution as
         ``CATSeg.class_logits`` reads them."""
-        if tuple(views.shape[-2:]) != self.model.clip_size:
-            views = F.interpolate(views, size=self.model.clip_size, mode='bilinear',
-                                  align_corners=False)
-        return self.model.backbone(views).dense
+        return self.model.clip_features(views).dense

@@ -149,15 +149,18 @@ class CATSeg(EncoderDecoder):
         Returns:
             Tensor: Logits, (B, T, H_out, W_out), e.g. 96x96 for a 24x24 cost grid.
         """
-        clip_views = views
-        if tuple(views.shape[-2:]) != self.clip_size:
-            clip_views = F.interpolate(views, size=self.clip_size, mode='bilinear',
-                                       align_corners=False)
-        clip_feats = self.backbone(clip_views)
+        clip_feats = self.clip_features(views)
         guidance = self.guidance(views if guidance_views is None else guidance_views, clip_feats)
         text = text_embeds.unsqueeze(0).expand(views.shape[0], *text_embeds.shape)
         return self.decode_head(CATSegHeadInputs(clip_feats.dense, text, guidance),
                                 execution=self._plan(views))
+
+    def clip_features(self, views: Tensor):
+        """CLIP image features (``CLIPImageFeatures``: dense (B, C, h, w) and intermediates) of
+        normalised views (B, 3, H_img, W_img), resized to the CLIP resolution when they differ."""
+        if tuple(views.shape[-2:]) != self.clip_size:
+            views = F.interpolate(views, size=self.clip_size, mode='bilinear', align_corners=False)
+        return self.backbone(views)
 
     def _plan(self, inputs: Tensor) -> str:
         """The execution plan for tensors on the device of ``inputs``."""
