@@ -157,6 +157,27 @@ def test_ade847_prepare_test_miou_chain(ade847, tiny_checkpoint, tmp_path):
     check_predictions(reported, tmp_path / 'pred', out / 'annotations' / 'validation', 3)
 
 
+def test_a_stock_benchmark_config_reports_the_hand_computed_miou(ade847, tiny_checkpoint,
+                                                                 tmp_path):
+    """configs/benchmarks/catseg_vitb_ade847.py as stock tooling reads it: its data, metric and
+    sliding protocol, with only the model swapped for the tiny one (for speed)."""
+    out, _ = ade847
+    model = {k: v for k, v in tiny_model_config().items() if k != 'test_cfg'}
+    config = tmp_path / 'tiny_ade847.py'
+    config.write_text(f"_base_ = [{str(BENCHMARKS / 'catseg_vitb_ade847.py')!r}]\n"
+                      f"model = dict(_delete_=True, test_cfg={{{{_base_.sliding_test_cfg}}}}, "
+                      f"**{model!r})\n")
+    result, log = run([sys.executable, str(REPO_ROOT / 'tools' / 'test.py'), str(config),
+                       str(tiny_checkpoint), '--work-dir', str(tmp_path / 'work'),
+                       '--out', str(tmp_path / 'pred'),
+                       '--cfg-options', f'test_dataloader.dataset.data_root={out}',
+                       'test_dataloader.num_workers=0'], cwd=tmp_path)
+    assert result.returncode == 0, log[-3000:]
+    assert "'mode': 'slide'" in log or "mode='slide'" in log
+    reported = float(re.search(r'Iter\(test\).*\bmIoU: (\d+\.\d+)', log).group(1))
+    check_predictions(reported, tmp_path / 'pred', out / 'annotations' / 'validation', 3)
+
+
 # PASCAL-Context ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
