@@ -74,6 +74,16 @@ def clip_archs_from_fixture(clip: dict):
     return image_arch, text_arch
 
 
+def head_guidance_dims_from_fixture(agg: dict) -> dict:
+    """``CATSegHead``'s guidance and decoder widths for a fixture's official aggregator."""
+    return dict(text_guidance_channels=agg['text_guidance_dim'],
+                spatial_guidance_channels=agg['appearance_guidance_dim'],
+                guidance_proj_channels=agg['appearance_guidance_proj_dim'],
+                decoder_channels=tuple(agg['decoder_dims']),
+                decoder_guidance_channels=tuple(agg['decoder_guidance_dims']),
+                decoder_guidance_proj_channels=tuple(agg['decoder_guidance_proj_dims']))
+
+
 def preprocessor_from_fixture(config: dict) -> dict:
     """The data preprocessor of a fixture: CLIP normalisation of BGR-loaded images."""
     return dict(type='SegDataPreProcessor', mean=config['clip_pixel_mean'],
@@ -101,12 +111,7 @@ def catseg_config_from_fixture(config: dict) -> dict:
             type='CATSegHead', num_classes=2, embed_dims=agg['hidden_dim'],
             num_heads=agg['nheads'], num_layers=agg['num_layers'],
             window_size=agg['window_size'], num_prompts=len(config['prompt_templates']),
-            text_guidance_channels=agg['text_guidance_dim'],
-            spatial_guidance_channels=agg['appearance_guidance_dim'],
-            guidance_proj_channels=agg['appearance_guidance_proj_dim'],
-            decoder_channels=tuple(agg['decoder_dims']),
-            decoder_guidance_channels=tuple(agg['decoder_guidance_dims']),
-            decoder_guidance_proj_channels=tuple(agg['decoder_guidance_proj_dims']),
+            **head_guidance_dims_from_fixture(agg),
             pad_len=agg['pad_len'],
             train_pool_size=tuple(config['pooling_sizes']['train_forward']),
             test_pool_size=tuple(config['pooling_sizes']['whole_eval']),
@@ -272,12 +277,7 @@ def v1_catseg_config_from_fixture(config: dict) -> dict:
             type='CATSegHead', num_classes=2, embed_dims=agg['hidden_dim'],
             num_heads=agg['nheads'], num_layers=agg['num_layers'],
             window_size=agg['window_size'], num_prompts=agg['prompt_channel'],
-            text_guidance_channels=agg['text_guidance_dim'],
-            spatial_guidance_channels=agg['appearance_guidance_dim'],
-            guidance_proj_channels=agg['appearance_guidance_proj_dim'],
-            decoder_channels=tuple(agg['decoder_dims']),
-            decoder_guidance_channels=tuple(agg['decoder_guidance_dims']),
-            decoder_guidance_proj_channels=tuple(agg['decoder_guidance_proj_dims']),
+            **head_guidance_dims_from_fixture(agg),
             pad_len=0,   # v1 has neither class padding nor top-k selection (README §7.8)
             train_pool_size=tuple(config['pooling_sizes']['train_forward']),
             test_pool_size=tuple(config['pooling_sizes']['whole_eval']),

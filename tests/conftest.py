@@ -34,3 +34,13 @@ def tiny_catseg():
     """A freshly built tiny CATSeg with random weights (seeded)."""
     torch.manual_seed(0)
     return MODELS.build(tiny_model_config())
+
+
+@pytest.fixture
+def fixture_config(parity_fixture, tmp_path):
+    """A config file holding the parity fixture's model, as a user's config would."""
+    from mmengine.config import Config
+    path = tmp_path / 'fixture_model.py'
+    Config(dict(model=catseg_config_from_fixture(parity_fixture.config),
+                custom_imports=dict(imports=['cat_seg']))).dump(str(path))
+    return path

@@ -23,14 +23,6 @@ DEMO = REPO_ROOT / 'tools' / 'demo.py'
 VOCAB = 'person, spacesuit, flag'
 
 
-@pytest.fixture
-def fixture_config(parity_fixture, tmp_path):
-    path = tmp_path / 'fixture_model.py'
-    Config(dict(model=catseg_config_from_fixture(parity_fixture.config),
-                custom_imports=dict(imports=['cat_seg']))).dump(str(path))
-    return path
-
-
 def demo(*args, cwd, env=None, python=(sys.executable,)):
     result = subprocess.run([*python, str(DEMO), *map(str, args), '--text-cache',
                              str(cwd / 'text_cache')], capture_output=True, text=True, cwd=cwd,

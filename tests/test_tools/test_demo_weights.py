@@ -69,14 +69,6 @@ def serve():
 
 
 @pytest.fixture
-def fixture_config(parity_fixture, tmp_path):
-    path = tmp_path / 'fixture_model.py'
-    Config(dict(model=catseg_config_from_fixture(parity_fixture.config),
-                custom_imports=dict(imports=['cat_seg']))).dump(str(path))
-    return path
-
-
-@pytest.fixture
 def torch_home(tmp_path, monkeypatch):
     """A fresh torch hub cache (torch reads $TORCH_HOME at every call); no URL override."""
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
