@@ -14,14 +14,12 @@ from mmseg.utils import ConfigType, OptConfigType, OptSampleList, SampleList, ad
 from torch import Tensor
 
 from .catseg_head import CATSegHeadInputs
+from .cpu_execution import CPU_MERGE_CLASSES
 from .execution import check_execution, resolve_execution
 from .finetune_policy import apply_finetune_policy
 from .losses import class_probabilities
 from .patch_inference import PatchLogits, fused_chunks, patch_logits
 from .test_config import CATSegTestConfig
-
-# Classes whose sliding-window views the cpu plan merges at a time.
-CPU_MERGE_CLASSES = 64
 
 
 @MODELS.register_module()
@@ -198,6 +196,12 @@ class CATSeg(EncoderDecoder):
         return self.whole_views(inputs, batch_img_metas, self.guidance.img_size,
                                 self.guidance.pad_value)
 
+    def whole_logits(self, inputs: Tensor, batch_img_metas: List[dict],
+                     text_embeds: Tensor) -> Tensor:
+        """:meth:`class_logits` of the whole images, from their CLIP and guidance views."""
+        return self.class_logits(self.whole_views(inputs, batch_img_metas), text_embeds,
+                                 self.guidance_views(inputs, batch_img_metas))
+
     @staticmethod
     def _unpadded(image: Tensor, meta: dict) -> Tensor:
         height, width = meta.get('img_shape', image.shape[-2:])[:2]
@@ -210,16 +214,12 @@ class CATSeg(EncoderDecoder):
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Logits of the whole images over the current vocabulary, (B, T, H_out, W_out)."""
-        return self.class_logits(self.whole_views(inputs, batch_img_metas),
-                                 self.encode_vocabulary(None),
-                                 self.guidance_views(inputs, batch_img_metas))
+        return self.whole_logits(inputs, batch_img_metas, self.encode_vocabulary(None))
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Per-pixel BCE of the whole (cropped) images over the training vocabulary."""
-        metas = [s.metainfo for s in data_samples]
-        logits = self.class_logits(self.whole_views(inputs, metas),
-                                   self.encode_vocabulary(None, training=True),
-                                   self.guidance_views(inputs, metas))
+        logits = self.whole_logits(inputs, [s.metainfo for s in data_samples],
+                                   self.encode_vocabulary(None, training=True))
         return add_prefix(self.decode_head.loss_by_feat(logits, data_samples), 'decode')
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
@@ -276,9 +276,7 @@ class CATSeg(EncoderDecoder):
 
     def _whole_probs(self, inputs: Tensor, metas: List[dict],
                      text_embeds: Tensor) -> List[Tensor]:
-        probs = class_probabilities(self.class_logits(self.whole_views(inputs, metas),
-                                                      text_embeds,
-                                                      self.guidance_views(inputs, metas)))
+        probs = class_probabilities(self.whole_logits(inputs, metas, text_embeds))
         outputs = []
         for prob, meta in zip(probs, metas):
             if self.test_settings.whole_output == 'crop_padding':

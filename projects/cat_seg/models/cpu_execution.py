@@ -19,6 +19,8 @@ DECODER_CHUNK_BUDGET_BYTES = 12 * 2 ** 20
 CLASS_STEP_TOKENS = 4096
 # Cost embeddings larger than this are updated in place: one copy of them in memory, not three.
 IN_PLACE_MIN_BYTES = 512 * 2 ** 20
+# Classes whose sliding-window views are merged at a time: no 640x640 maps of every class at once.
+CPU_MERGE_CLASSES = 64
 # Tokens per MLP step: the hidden layer stays cache- and heap-resident instead of being streamed.
 ROWS_PER_STEP = 2048
 
