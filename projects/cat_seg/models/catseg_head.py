@@ -68,7 +68,7 @@ class AggregatorLayer(nn.Module):
         ``class_chunk`` bounds memory for very long vocabularies: per-class work takes that
         many classes at a time, class aggregation as many classes' worth of pixels.
         """
-        classes, pixels = x.shape[1], x.shape[2] * x.shape[3]
+        classes = x.shape[1]
         if self.spatial_agg is not None:
             if class_chunk is None:
                 x = self.spatial_agg(x, spatial_guidance)
@@ -76,6 +76,8 @@ class AggregatorLayer(nn.Module):
                 x = torch.cat([self.spatial_agg(x[:, c], spatial_guidance)
                                for c in class_chunks(classes, class_chunk)], dim=1)
         if self.class_agg is not None:
+            # Pixels of the pooled grid class aggregation attends: a chunk's worth of tokens.
+            pixels = (x.shape[2] // pool_size[0]) * (x.shape[3] // pool_size[1])
             step = None if class_chunk is None else max(1, class_chunk * pixels // classes)
             x = self.class_agg(x, text_guidance, pool_size, step)
         if self.joint_agg is not None:
