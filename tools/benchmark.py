@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Union
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.benchmarks import BENCHMARKS, benchmark_config, benchmark_dataset
-from cat_seg.runtime import main_guard
+from cat_seg.cli import main_guard
 
 TOOLS = Path(__file__).resolve().parent
 

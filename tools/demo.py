@@ -28,8 +28,8 @@ import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.comp
 from cat_seg.apis import CATSegInferencer, ImageFailure, expand_inputs
 from cat_seg.apis.inferencer import DEFAULT_TEXT_CACHE
 from cat_seg.benchmarks import VOCABULARY_NAMES, named_vocabulary
-from cat_seg.runtime import main_guard
-from cat_seg.weights import WEIGHTS_URL_ENV, released_weights_url
+from cat_seg.cli import main_guard
+from cat_seg.weights.download import WEIGHTS_URL_ENV, released_weights_url
 
 VOCABULARY_FILE_SHAPES = ('one name per line, or a JSON list of names ["sky", ...], of synonym '
                           'lists [["person", "human"], ...] or of categories '

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Distributed training: tools/dist_train.sh CONFIG NUM_PROCESSES [tools/train.py options]
-# Without CUDA the processes use the gloo backend (cat_seg.runtime).
+# Without CUDA the processes use the gloo backend (cat_seg.cli).
 set -euo pipefail
 if [ $# -lt 2 ]; then
     echo "usage: $0 CONFIG NUM_PROCESSES [tools/train.py options]" >&2

@@ -11,8 +11,8 @@ import json
 import os.path as osp
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
-from cat_seg.checkpoint import load_checkpoint_into
-from cat_seg.runtime import (add_runner_arguments, exit_tool, load_runner_config,
+from cat_seg.weights.checkpoint import load_checkpoint_into
+from cat_seg.cli import (add_runner_arguments, exit_tool, load_runner_config,
                              main_guard)
 from mmengine.config import Config
 from mmengine.dist import get_rank

@@ -33,7 +33,7 @@ from PIL import Image
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.apis import CATSegInferencer, ImageFailure
 from cat_seg.apis.inferencer import DEFAULT_TEXT_CACHE
-from cat_seg.runtime import main_guard
+from cat_seg.cli import main_guard
 # tools/demo.py, beside this script: the same vocabulary syntax and default weights.
 from demo import check_arguments, read_vocabulary
 

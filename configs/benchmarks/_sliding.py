@@ -6,7 +6,7 @@
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['cat_seg'], allow_failed_imports=False)
 # The metric needs only the argmax: return_probs=False does not keep (T, H, W) probabilities at
-# full resolution (same labels, memory flat in T; see CATSegTestConfig).
+# full resolution (same labels, memory flat in T; see InferenceSettings).
 sliding_test_cfg = dict(mode='slide', crop_size=(384, 384), stride=(256, 256),
                         resize_to=(640, 640), with_global_view=True, return_probs=False)
 test_pipeline = [

@@ -4,6 +4,6 @@ Importing ``cat_seg`` (e.g. through ``custom_imports=dict(imports=['cat_seg'])``
 CAT-Seg model, dataset and metric in MMSegmentation's registries (scope ``mmseg``).
 """
 from . import compat  # noqa: F401  (must run before anything imports mmseg.models)
-from . import apis, datasets, engine, evaluation, models  # noqa: F401
+from . import apis, datasets, engine, evaluation, models, weights  # noqa: F401
 
 __version__ = '0.1.0'

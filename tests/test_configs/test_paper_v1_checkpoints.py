@@ -9,10 +9,10 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS
 
-from cat_seg.checkpoint import convert_official_state_dict
-from cat_seg.empty_weights import parameters_on_meta
+from cat_seg.weights.checkpoint import convert_official_state_dict
+from cat_seg.weights.meta_device import parameters_on_meta
 from cat_seg.models import CATSegFrozenBatchNorm2d
-from cat_seg.models.prompt_templates import PROMPT_TEMPLATES
+from cat_seg.models.clip.prompt_templates import PROMPT_TEMPLATES
 from catseg_testing import DEFAULT_V1_PARITY_DIRS, REPO_ROOT, official_v1_state_dict
 
 PAPER = REPO_ROOT / 'configs' / 'paper'

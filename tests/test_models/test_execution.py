@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from cat_seg.models.class_aggregation import ClassAggregation
+from cat_seg.models.head.class_aggregation import ClassAggregation
 from cat_seg.models.execution import resolve_execution
 from catseg_testing import raw_batch
 

@@ -3,8 +3,8 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from cat_seg.models.cost_volume import cosine_cost, select_classes
-from cat_seg.models.patch_inference import patch_inference
+from cat_seg.models.head.cost_volume import cosine_cost, select_classes
+from cat_seg.models.segmentor.patch_inference import patch_inference
 
 LOGITS_ATOL = 1e-5   # fixture README "Suggested tolerances": float32 features and logits
 PROBS_ATOL = 1e-6    # probabilities and float64 means

@@ -21,9 +21,9 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from cat_seg.checkpoint import convert_official_state_dict
-from cat_seg.models.catseg_head import CATSegHeadInputs
-from cat_seg.models.patch_inference import patch_inference
+from cat_seg.weights.checkpoint import convert_official_state_dict
+from cat_seg.models.head.catseg_head import CATSegHeadInputs
+from cat_seg.models.segmentor.patch_inference import patch_inference
 from catseg_testing import v1_catseg_config_from_fixture, v1_parity_fixture_dirs
 
 # Fixture README "Suggested tolerances for a re-implementation": (atol, rtol) by kind of tensor.

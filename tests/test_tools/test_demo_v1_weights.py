@@ -10,7 +10,7 @@ import threading
 import pytest
 from mmengine.config import Config
 
-from cat_seg.weights import WEIGHTS_URL_ENV, released_weights_url
+from cat_seg.weights.download import WEIGHTS_URL_ENV, released_weights_url
 from catseg_testing import (REPO_ROOT, run_tool, v1_catseg_config_from_fixture,
                             v1_parity_fixture_dirs)
 

@@ -13,10 +13,10 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import CheckpointLoader, Runner
 
-from cat_seg.checkpoint import convert_official_state_dict
+from cat_seg.weights.checkpoint import convert_official_state_dict
 from cat_seg.datasets import CATSegCustomDataset, load_class_names
-from cat_seg.engine import CATSegOfficialCheckpointHook
-from cat_seg.runtime import configure_distributed_backend
+from cat_seg.weights import CATSegOfficialCheckpointHook
+from cat_seg.cli import configure_distributed_backend
 from catseg_testing import (REPO_ROOT, TINY_CONFIG, catseg_config_from_fixture, run_tool,
                             tiny_model_config, write_synthetic_dataset)
 

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from cat_seg import compat
-from cat_seg.runtime import SLURM_VARIABLES, add_runner_arguments, load_runner_config
+from cat_seg.cli import SLURM_VARIABLES, add_runner_arguments, load_runner_config
 from catseg_testing import REPO_ROOT, TINY_CONFIG, free_port, write_synthetic_dataset
 
 TOOLS = REPO_ROOT / 'tools'

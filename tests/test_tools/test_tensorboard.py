@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cat_seg.runtime import configure_distributed_backend
+from cat_seg.cli import configure_distributed_backend
 from catseg_testing import REPO_ROOT, TINY_CONFIG, write_synthetic_dataset
 
 RUNTIME = REPO_ROOT / 'configs' / '_base_' / 'runtime_tensorboard.py'

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.datasets.synthetic import write_synthetic_dataset
-from cat_seg.runtime import configure_distributed_backend
+from cat_seg.cli import configure_distributed_backend
 from mmengine.config import Config
 from mmengine.runner import Runner
 

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from cat_seg.datasets import (Category, load_categories, names_checksum, remap_to_label_order,
                               save_categories)
-from cat_seg.runtime import main_guard
+from cat_seg.cli import main_guard
 
 SPLITS = ('training', 'validation')
 CATEGORIES_FILE = 'ade847_categories.json'

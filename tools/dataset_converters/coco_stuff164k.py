@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cat_seg  # noqa: F401,I001  (first: cat_seg.compat must run before mmseg is imported)
 import numpy as np
-from cat_seg.runtime import main_guard
+from cat_seg.cli import main_guard
 from mmseg.datasets import COCOStuffDataset
 from PIL import Image
 from tqdm import tqdm

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.io
 from cat_seg.datasets import (Category, load_categories, names_checksum, remap_to_label_order,
                               save_categories)
-from cat_seg.runtime import main_guard
+from cat_seg.cli import main_guard
 from mmseg.datasets import PascalContextDataset59
 from PIL import Image
 from tqdm import tqdm

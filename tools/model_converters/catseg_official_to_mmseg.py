@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from cat_seg.checkpoint import (convert_official_state_dict, load_checkpoint_into,
+from cat_seg.weights.checkpoint import (convert_official_state_dict, load_checkpoint_into,
                                 load_weights_file)
-from cat_seg.runtime import main_guard
+from cat_seg.cli import main_guard
 
 
 def check_against_config(state_dict: dict, config: str) -> None:
@@ -28,7 +28,7 @@ def check_against_config(state_dict: dict, config: str) -> None:
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
-    from cat_seg.empty_weights import parameters_on_meta
+    from cat_seg.weights.meta_device import parameters_on_meta
     register_all_modules()
     cfg = Config.fromfile(config)
     with parameters_on_meta():

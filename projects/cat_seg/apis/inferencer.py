@@ -15,11 +15,11 @@ from mmseg.utils import register_all_modules
 from PIL import Image
 from torch import Tensor
 
-from ..checkpoint import fetch_checkpoint, load_checkpoint_into
+from ..weights.checkpoint import fetch_checkpoint, load_checkpoint_into
 from ..configs import sliding_test_cfg
 from ..datasets.loading import save_label_map
-from ..models.patch_inference import patch_logits
-from ..weights import released_weights_url
+from ..models.segmentor.patch_inference import patch_logits
+from ..weights.download import released_weights_url
 from .image_io import ImageInput, ImageReadError, check_rgb_array, expand_inputs, load_rgb
 from .text_cache import DEFAULT_TEXT_CACHE, TextEmbeddingCache
 from .visualization import overlay_with_legend

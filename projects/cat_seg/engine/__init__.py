@@ -1,5 +1,4 @@
-"""Runner hooks for CAT-Seg, and how the runner loads checkpoints."""
-from .checkpoint_loading import CATSegOfficialCheckpointHook, load_from_url
+"""Runner hooks for CAT-Seg (the checkpoint hook lives with the weights: ``cat_seg.weights``)."""
 from .vocabulary_hook import CATSegVocabularyHook
 
-__all__ = ['CATSegOfficialCheckpointHook', 'CATSegVocabularyHook', 'load_from_url']
+__all__ = ['CATSegVocabularyHook']

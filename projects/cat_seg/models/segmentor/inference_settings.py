@@ -12,7 +12,7 @@ SLIDE_KEYS = ('crop_size', 'stride', 'resize_to')
 
 
 @dataclass(frozen=True)
-class CATSegTestConfig:
+class InferenceSettings:
     """How ``CATSeg.predict`` runs (paper App. A.3 for the sliding windows).
 
     Attributes:
@@ -38,7 +38,7 @@ class CATSegTestConfig:
     precision: str = 'fp32'
 
     @classmethod
-    def from_cfg(cls, cfg: Optional[Mapping]) -> 'CATSegTestConfig':
+    def from_cfg(cls, cfg: Optional[Mapping]) -> 'InferenceSettings':
         """Validate a ``test_cfg`` dict (None: the defaults); errors name the key and choices."""
         cfg = dict(cfg or {})
         known = {f.name for f in fields(cls)}

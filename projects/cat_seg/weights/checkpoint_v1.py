@@ -102,7 +102,7 @@ def _backbone_table(keys) -> Optional[Tuple[Tuple[str, str], ...]]:
             return table
     raise ValueError(f'unexpected key {BACKBONE_PREFIX + keys[0]!r} in the official v1 CAT-Seg '
                      'checkpoint: the guidance backbone is neither detectron2\'s ResNet nor '
-                     'D2SwinTransformer (see cat_seg/checkpoint_v1.py)')
+                     'D2SwinTransformer (see cat_seg/weights/checkpoint_v1.py)')
 
 
 def _map_backbone_key(key: str, value: Tensor, table) -> Tuple[str, Tensor]:
@@ -114,7 +114,7 @@ def _map_backbone_key(key: str, value: Tensor, table) -> Tuple[str, Tensor]:
             return name, value
     raise ValueError(f'unexpected key {BACKBONE_PREFIX + key!r} in the official v1 CAT-Seg '
                      'checkpoint: it is neither mapped nor known to be unused (see '
-                     'cat_seg/checkpoint_v1.py)')
+                     'cat_seg/weights/checkpoint_v1.py)')
 
 
 def unfold_channel_order(value: Tensor) -> Tensor:

@@ -13,13 +13,13 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType, OptSampleList, SampleList, add_prefix
 from torch import Tensor
 
-from .catseg_head import CATSegHeadInputs
-from .cpu_execution import CPU_MERGE_CLASSES
-from .execution import check_execution, resolve_execution
-from .finetune_policy import apply_finetune_policy
+from ..head.catseg_head import CATSegHeadInputs
+from ..cpu_execution import CPU_MERGE_CLASSES
+from ..execution import check_execution, resolve_execution
+from ..clip.finetune_policy import apply_finetune_policy
 from .losses import class_probabilities
 from .patch_inference import PatchLogits, fused_chunks, patch_logits
-from .test_config import CATSegTestConfig
+from .inference_settings import InferenceSettings
 
 
 @MODELS.register_module()
@@ -56,7 +56,7 @@ class CATSeg(EncoderDecoder):
             cache-sized steps: for CPUs) or 'auto' (default): 'cpu' for CPU inputs, 'plain'
             on other devices, resolved at every call (``execution.resolve_execution``).
         train_cfg (dict, optional): Unused (mmseg's signature).
-        test_cfg (dict, optional): Options of :class:`CATSegTestConfig`, validated whenever
+        test_cfg (dict, optional): Options of :class:`InferenceSettings`, validated whenever
             ``test_cfg`` is assigned (assign a new dict to change it): ``mode`` is 'whole' or
             'slide'; slide
             takes ``crop_size``, ``stride``, ``resize_to`` and ``with_global_view`` (paper App.
@@ -111,7 +111,7 @@ class CATSeg(EncoderDecoder):
 
     @test_cfg.setter
     def test_cfg(self, cfg: Optional[dict]) -> None:
-        self.test_settings = CATSegTestConfig.from_cfg(cfg)
+        self.test_settings = InferenceSettings.from_cfg(cfg)
         self._test_cfg = cfg if cfg is not None else dict(mode='whole')
 
     # ----------------------------------------------------------------- shared feature path

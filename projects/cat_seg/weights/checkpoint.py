@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint_v1 import is_v1_layout, split_v1_state_dict
-from .weights import download_checkpoint
+from .download import download_checkpoint
 
 # Official (detectron2) key prefix -> our segmentor prefix; the rest of each key is kept.
 # CLIP keys are OpenAI's (split q/k/v in the official files, which our encoders also use).
@@ -153,7 +153,7 @@ def _map_prefix(key: str) -> str:
         if key.startswith(old):
             return new + key[len(old):]
     raise ValueError(f'unexpected key {key!r} in the official CAT-Seg checkpoint: it is neither '
-                     f'mapped nor known to be unused (see cat_seg/checkpoint.py)')
+                     f'mapped nor known to be unused (see cat_seg/weights/checkpoint.py)')
 
 
 def load_checkpoint_file(path_or_url: str) -> Dict[str, Tensor]:

@@ -12,9 +12,9 @@ from torch import Tensor, nn
 from .class_aggregation import ClassAggregation
 from .cost_volume import (CostEmbedding, cosine_cost, gather_classes, scatter_classes,
                           select_classes)
-from .cpu_execution import (CHUNK_BUDGET_BYTES, CLASS_STEP_TOKENS, DECODER_CHUNK_BUDGET_BYTES,
+from ..cpu_execution import (CHUNK_BUDGET_BYTES, CLASS_STEP_TOKENS, DECODER_CHUNK_BUDGET_BYTES,
                             IN_PLACE_MIN_BYTES, chunk_of, class_chunks, update_chunks)
-from .execution import EXECUTION_PLANS
+from ..execution import EXECUTION_PLANS
 from .guidance import Guidance
 from .guided_linear import GuidedLinear
 from .spatial_aggregation import SpatialAggregation

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cpu_execution import class_chunks, elu_plus_one, feed_forward
+from ..cpu_execution import class_chunks, elu_plus_one, feed_forward
 from .guided_linear import GuidedLinear
 
 LINEAR_ATTENTION_EPS = 1e-6   # official LinearAttention eps

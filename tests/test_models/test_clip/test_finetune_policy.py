@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from cat_seg.models.finetune_policy import FINETUNE_POLICIES, apply_finetune_policy
+from cat_seg.models.clip.finetune_policy import FINETUNE_POLICIES, apply_finetune_policy
 
 
 class Attention(nn.Module):

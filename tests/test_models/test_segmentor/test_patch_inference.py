@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cat_seg.models.patch_inference import patch_inference, window_offsets
+from cat_seg.models.segmentor.patch_inference import patch_inference, window_offsets
 
 
 def official_style_reference(image, logits_fn, crop, stride, out_res):

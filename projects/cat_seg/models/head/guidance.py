@@ -16,7 +16,7 @@ from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor, nn
 
 if TYPE_CHECKING:  # annotation only: keeps Guidance importable without the CLIP modules
-    from .clip_image_encoder import CLIPImageFeatures
+    from ..clip.image_encoder import CLIPImageFeatures
 
 
 class Guidance(NamedTuple):

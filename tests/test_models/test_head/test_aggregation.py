@@ -3,15 +3,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cat_seg.models import catseg_head
-from cat_seg.models.catseg_head import CATSegHead, CATSegHeadInputs
-from cat_seg.models.class_aggregation import ClassAggregation
-from cat_seg.models.cost_volume import cosine_cost, select_classes
+from cat_seg.models.head import catseg_head
+from cat_seg.models.head.catseg_head import CATSegHead, CATSegHeadInputs
+from cat_seg.models.head.class_aggregation import ClassAggregation
+from cat_seg.models.head.cost_volume import cosine_cost, select_classes
 from cat_seg.models.cpu_execution import elu_plus_one, reorder, token_reorder, window_order
-from cat_seg.models.guidance import Guidance
-from cat_seg.models.spatial_aggregation import (SpatialAggregation, shifted_window_mask,
+from cat_seg.models.head.guidance import Guidance
+from cat_seg.models.head.spatial_aggregation import (SpatialAggregation, shifted_window_mask,
                                                 window_merge, window_partition)
-from cat_seg.models.upsampling_decoder import UpsamplingDecoder, UpsamplingStage
+from cat_seg.models.head.upsampling_decoder import UpsamplingDecoder, UpsamplingStage
 
 HEAD = dict(num_classes=2, embed_dims=32, num_heads=2, num_layers=2, window_size=4,
             text_guidance_channels=16, spatial_guidance_channels=16, guidance_proj_channels=8,

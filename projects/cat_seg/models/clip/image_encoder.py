@@ -10,9 +10,9 @@ from mmseg.utils import OptConfigType
 from open_clip.transformer import QuickGELU, VisionTransformer
 from torch import Tensor, nn
 
-from ..checkpoint import load_clip_tower
-from .clip_arch_zoo import resolve_arch
-from .clip_attention import split_qkv_
+from ...weights.checkpoint import load_clip_tower
+from .arch_zoo import resolve_arch
+from .attention import split_qkv_
 
 DENSE_RESIDUALS = ('cls', 'token')
 

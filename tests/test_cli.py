@@ -1,4 +1,4 @@
-"""cat_seg.runtime: how the runner tools end."""
+"""cat_seg.cli: how the runner tools end."""
 import subprocess
 import sys
 import textwrap
@@ -12,7 +12,7 @@ from catseg_testing import free_port
 TOOL = textwrap.dedent('''
     import torch
     import torch.distributed as dist
-    from cat_seg.runtime import exit_tool
+    from cat_seg.cli import exit_tool
 
     def main():
         if {distributed}:

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch import Tensor, nn
 
-from .cpu_execution import fuse_upsampling, interleave_parities
+from ..cpu_execution import fuse_upsampling, interleave_parities
 
 
 class UpsamplingStage(nn.Module):

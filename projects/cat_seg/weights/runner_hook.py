@@ -10,7 +10,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import CheckpointLoader
 from mmseg.registry import HOOKS
 
-from ..checkpoint import (check_state_dict_fits, convert_official_state_dict, fetch_checkpoint,
+from .checkpoint import (check_state_dict_fits, convert_official_state_dict, fetch_checkpoint,
                           is_official_state_dict)
 
 

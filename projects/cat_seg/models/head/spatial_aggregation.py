@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import Tensor, nn
 
-from .cpu_execution import feed_forward, reorder, token_reorder
+from ..cpu_execution import feed_forward, reorder, token_reorder
 from .guided_linear import GuidedLinear
 
 # The release fills cross-region pairs of the shifted windows with -100, not -inf (official

@@ -11,10 +11,10 @@ from open_clip.tokenizer import SimpleTokenizer
 from open_clip.transformer import TextTransformer
 from torch import Tensor
 
-from ..checkpoint import load_clip_tower
-from .clip_arch_zoo import resolve_arch
-from .clip_attention import split_qkv_
-from .clip_image_encoder import activation
+from ...weights.checkpoint import load_clip_tower
+from .arch_zoo import resolve_arch
+from .attention import split_qkv_
+from .image_encoder import activation
 from .prompt_templates import SYNONYM_RULES, build_prompts, class_synonyms, resolve_templates
 
 ClassName = Union[str, Sequence[str]]   # a name, or the synonyms of one class

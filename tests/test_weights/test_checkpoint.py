@@ -1,11 +1,11 @@
-"""Official checkpoint conversion and safe weight loading (cat_seg.checkpoint, the converter CLI)."""
+"""Official checkpoint conversion and safe weight loading (cat_seg.weights.checkpoint, the converter CLI)."""
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from cat_seg.checkpoint import convert_official_state_dict, load_clip_tower, load_weights_file
+from cat_seg.weights.checkpoint import convert_official_state_dict, load_clip_tower, load_weights_file
 from cat_seg.models import CATSegCLIPImageEncoder
 from catseg_testing import REPO_ROOT
 

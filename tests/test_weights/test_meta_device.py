@@ -3,7 +3,7 @@ import torch
 from mmseg.registry import MODELS
 from torch import nn
 
-from cat_seg.empty_weights import parameters_on_meta
+from cat_seg.weights.meta_device import parameters_on_meta
 
 
 def test_parameters_go_to_meta_while_buffers_and_computations_stay_real():
