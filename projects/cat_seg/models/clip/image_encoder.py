@@ -4,6 +4,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType
@@ -57,6 +58,9 @@ class CATSegCLIPImageEncoder(BaseModule):
             v1 Table 3): each attention block sees its own prompts after the CLS token, which
             are dropped after the block, so the patch grid and every output are unchanged.
             0 (default) disables them; ``finetune_policy='vpt'`` trains only them.
+        with_cp (bool): Activation checkpointing of every block in training (mmpretrain's
+            convention): activations are recomputed in the backward pass instead of kept,
+            trading time for memory; gradients are unchanged. Defaults to False.
         pretrained (str, optional): Local CLIP weights (open_clip / OpenAI state dict, full model
             or visual tower), loaded with ``weights_only=True``. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
@@ -74,6 +78,7 @@ class CATSegCLIPImageEncoder(BaseModule):
                  guidance_layers: Sequence[int] = (3, 7),
                  dense_residual: str = 'cls',
                  vpt_prompts: int = 0,
+                 with_cp: bool = False,
                  pretrained: Optional[str] = None,
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg=init_cfg)
@@ -92,6 +97,7 @@ class CATSegCLIPImageEncoder(BaseModule):
         self.patch_size = cfg['patch_size']
         self.guidance_layers = tuple(guidance_layers)
         self.dense_residual = dense_residual
+        self.with_cp = with_cp
 
         vit = VisionTransformer(
             image_size=cfg['pretrain_img_size'], patch_size=cfg['patch_size'],
@@ -142,21 +148,30 @@ class CATSegCLIPImageEncoder(BaseModule):
         x = x.flatten(2).transpose(1, 2)                                  # (B, H*W, W)
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = self.ln_pre(torch.cat([cls, x], dim=1) + self.positional_table(grid))
-        blocks = self.transformer.resblocks
         intermediates = []
-        for index, block in enumerate(blocks):
-            if index == len(blocks) - 1:   # token-wise: prompts could not change it
-                x = self._dense_block(block, x)
-            elif self.vpt_prompts is not None:
-                prompts = self.vpt_prompts[index].to(x.dtype).expand(x.shape[0], -1, -1)
-                x = block(torch.cat([x[:, :1], prompts, x[:, 1:]], dim=1))
-                x = torch.cat([x[:, :1], x[:, 1 + prompts.shape[1]:]], dim=1)
-            else:
-                x = block(x)
+        for index in range(len(self.transformer.resblocks)):
+            x = self._run_block(index, x)
             if index in self.guidance_layers:
                 intermediates.append(self._to_map(x, grid))
         dense = self.ln_post(x) @ self.proj
         return CLIPImageFeatures(self._to_map(dense, grid), tuple(intermediates))
+
+    def _run_block(self, index: int, x: Tensor) -> Tensor:
+        """Block ``index`` on tokens (B, 1 + H*W, W), checkpointed when ``with_cp`` trains."""
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            # Non-reentrant: also right when the input needs no gradient (frozen stem).
+            return cp.checkpoint(self._block, index, x, use_reentrant=False)
+        return self._block(index, x)
+
+    def _block(self, index: int, x: Tensor) -> Tensor:
+        blocks = self.transformer.resblocks
+        if index == len(blocks) - 1:   # token-wise: prompts could not change it
+            return self._dense_block(blocks[index], x)
+        if self.vpt_prompts is not None:
+            prompts = self.vpt_prompts[index].to(x.dtype).expand(x.shape[0], -1, -1)
+            x = blocks[index](torch.cat([x[:, :1], prompts, x[:, 1:]], dim=1))
+            return torch.cat([x[:, :1], x[:, 1 + prompts.shape[1]:]], dim=1)
+        return blocks[index](x)
 
     def _dense_block(self, block: nn.Module, x: Tensor) -> Tensor:
         """The last block without attention: values projected, plus the chosen residual."""
