@@ -47,8 +47,14 @@ class InferenceSettings:
             raise ValueError(f'test_cfg has unknown keys {unknown}; known: {sorted(known)}')
         for key in SLIDE_KEYS:
             if cfg.get(key) is not None:
-                cfg[key] = tuple(cfg[key])
+                cfg[key] = positive_pair(f'test_cfg.{key}', cfg[key])
         settings = cls(**cfg)
+        if settings.crop_size and settings.stride and any(
+                s > c for s, c in zip(settings.stride, settings.crop_size)):
+            # A stride beyond the window would leave pixels that no window covers.
+            raise ValueError(f'test_cfg.stride={settings.stride} is larger than test_cfg.'
+                             f'crop_size={settings.crop_size}; use a stride no larger than the '
+                             'crop in each dimension, e.g. stride=(256, 256) for (384, 384)')
         for name, value, choices in (('mode', settings.mode, TEST_MODES),
                                      ('precision', settings.precision, list(PRECISIONS)),
                                      ('whole_output', settings.whole_output, WHOLE_OUTPUTS)):
@@ -63,3 +69,13 @@ class InferenceSettings:
     @property
     def autocast_dtype(self) -> Optional[torch.dtype]:
         return PRECISIONS[self.precision]
+
+
+def positive_pair(key: str, value) -> Tuple[int, int]:
+    """``value`` as an (h, w) pair of positive ints; the error names ``key`` and ``value``."""
+    pair = tuple(value) if isinstance(value, (list, tuple)) else None
+    if pair is None or len(pair) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
+        raise ValueError(f'{key}={value!r} must be a pair (h, w) of positive integers, '
+                         'e.g. (384, 384)')
+    return pair
