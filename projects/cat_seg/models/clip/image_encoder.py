@@ -55,9 +55,14 @@ class CATSegCLIPImageEncoder(BaseModule):
             intermediates, e.g. (3, 7) for ViT-B/16 (official cat_seg_model.py).
         dense_residual (str): 'cls' or 'token', see above. Defaults to 'cls'.
         vpt_prompts (int): Learnable prompt tokens per block, VPT-deep (Jia et al., ECCV 2022;
-            v1 Table 3): each attention block sees its own prompts after the CLS token, which
-            are dropped after the block, so the patch grid and every output are unchanged.
-            0 (default) disables them; ``finetune_policy='vpt'`` trains only them.
+            v1 Table 3; official PROMPT_LENGTH): blocks ``0 .. vpt_depth - 1`` each see their
+            own prompts after the CLS token, in place of the previous block's; later blocks
+            carry the last ones; all are dropped before the outputs, so the patch grid and the
+            output shapes are unchanged. 0 (default) disables them; ``finetune_policy='vpt'``
+            trains only them.
+        vpt_depth (int, optional): Blocks with their own prompts (official PROMPT_DEPTH), 1 to
+            the number of blocks. None (default): all but the last, whose dense form mixes no
+            tokens, so its prompts could not change an output.
         with_cp (bool): Activation checkpointing of every block in training (mmpretrain's
             convention): activations are recomputed in the backward pass instead of kept,
             trading time for memory; gradients are unchanged. Defaults to False.
@@ -78,6 +83,7 @@ class CATSegCLIPImageEncoder(BaseModule):
                  guidance_layers: Sequence[int] = (3, 7),
                  dense_residual: str = 'cls',
                  vpt_prompts: int = 0,
+                 vpt_depth: Optional[int] = None,
                  with_cp: bool = False,
                  pretrained: Optional[str] = None,
                  init_cfg: OptConfigType = None):
@@ -112,12 +118,16 @@ class CATSegCLIPImageEncoder(BaseModule):
         self.pretrain_grid = vit.grid_size
         if vpt_prompts < 0:
             raise ValueError(f'vpt_prompts={vpt_prompts} must be >= 0')
+        vpt_depth = cfg['num_layers'] - 1 if vpt_depth is None else vpt_depth
+        if vpt_prompts and not 1 <= vpt_depth <= cfg['num_layers']:
+            raise ValueError(f'vpt_depth={vpt_depth} must be between 1 and the '
+                             f'{cfg["num_layers"]} blocks of the CLIP image encoder')
         self.vpt_prompts = None
         if vpt_prompts:
             # VPT's initialisation: uniform in +-sqrt(6 / (3 * patch**2 + width)).
             bound = math.sqrt(6 / (3 * cfg['patch_size'] ** 2 + cfg['embed_dims']))
             self.vpt_prompts = nn.Parameter(torch.empty(
-                cfg['num_layers'] - 1, vpt_prompts, cfg['embed_dims']).uniform_(-bound, bound))
+                vpt_depth, vpt_prompts, cfg['embed_dims']).uniform_(-bound, bound))
         if pretrained is not None:
             load_clip_tower(self, pretrained, tower='visual')
 
@@ -152,8 +162,8 @@ class CATSegCLIPImageEncoder(BaseModule):
         for index in range(len(self.transformer.resblocks)):
             x = self._run_block(index, x)
             if index in self.guidance_layers:
-                intermediates.append(self._to_map(x, grid))
-        dense = self.ln_post(x) @ self.proj
+                intermediates.append(self._to_map(self._drop_prompts(x), grid))
+        dense = self.ln_post(self._drop_prompts(x)) @ self.proj
         return CLIPImageFeatures(self._to_map(dense, grid), tuple(intermediates))
 
     def _run_block(self, index: int, x: Tensor) -> Tensor:
@@ -164,14 +174,22 @@ class CATSegCLIPImageEncoder(BaseModule):
         return self._block(index, x)
 
     def _block(self, index: int, x: Tensor) -> Tensor:
+        """Block ``index`` on tokens (B, 1 + H*W, W), after block 0 with the carried prompts
+        (B, 1 + prompts + H*W, W); its own prompts, if it has any, replace the carried ones."""
         blocks = self.transformer.resblocks
-        if index == len(blocks) - 1:   # token-wise: prompts could not change it
-            return self._dense_block(blocks[index], x)
-        if self.vpt_prompts is not None:
+        if self.vpt_prompts is not None and index < len(self.vpt_prompts):
+            carried = self.vpt_prompts.shape[1] if index else 0
             prompts = self.vpt_prompts[index].to(x.dtype).expand(x.shape[0], -1, -1)
-            x = blocks[index](torch.cat([x[:, :1], prompts, x[:, 1:]], dim=1))
-            return torch.cat([x[:, :1], x[:, 1 + prompts.shape[1]:]], dim=1)
+            x = torch.cat([x[:, :1], prompts, x[:, 1 + carried:]], dim=1)
+        if index == len(blocks) - 1:   # token-wise: prompts cannot change the patch tokens
+            return self._dense_block(blocks[index], x)
         return blocks[index](x)
+
+    def _drop_prompts(self, tokens: Tensor) -> Tensor:
+        """Tokens (B, 1 + prompts + H*W, W) as every block leaves them -> (B, 1 + H*W, W)."""
+        if self.vpt_prompts is None:
+            return tokens
+        return torch.cat([tokens[:, :1], tokens[:, 1 + self.vpt_prompts.shape[1]:]], dim=1)
 
     def _dense_block(self, block: nn.Module, x: Tensor) -> Tensor:
         """The last block without attention: values projected, plus the chosen residual."""
