@@ -73,7 +73,8 @@ def test_policy_can_be_reapplied_to_freeze_again():
 def test_unknown_policy_lists_the_choices():
     with pytest.raises(ValueError, match=r"finetune_policy='qv' is not one of \['attention', "):
         apply_finetune_policy(Segmentor(), 'qv')
-    assert set(FINETUNE_POLICIES) == {'attention_qv', 'attention', 'frozen', 'full', 'full_image', 'vpt'}
+    assert set(FINETUNE_POLICIES) == {'attention_qv', 'attention', 'frozen', 'full', 'full_image',
+                                     'full_blocks', 'vpt'}
 
 
 def test_pattern_matching_nothing_is_an_error():

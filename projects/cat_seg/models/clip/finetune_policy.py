@@ -37,6 +37,11 @@ FINETUNE_POLICIES: Dict[str, Tuple[str, ...]] = {
     # v1 keeps the text encoder frozen throughout, so its "full fine-tuning" is the image encoder.
     'full_image': ('backbone.*',),
     'full': ('backbone.*', 'text_encoder.*'),
+    # Release CLIP_FINETUNE "full" (official cat_seg_model.py trains the parameters named
+    # "transformer"): the residual blocks of both encoders; embeddings, ln_pre/ln_post/ln_final
+    # and projections stay frozen. With VPT prompts the release trains them too: add
+    # 'backbone.vpt_prompts' to these patterns.
+    'full_blocks': ('backbone.transformer.*', 'text_encoder.transformer.*'),
 }
 
 
