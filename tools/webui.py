@@ -28,14 +28,11 @@ import warnings
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from PIL import Image
-
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.apis import CATSegInferencer, ImageFailure
 from cat_seg.apis.inferencer import DEFAULT_TEXT_CACHE
-from cat_seg.cli import main_guard
-# tools/demo.py, beside this script: the same vocabulary syntax and default weights.
-from demo import check_arguments, read_vocabulary
+from cat_seg.cli import add_inference_arguments, check_inference_arguments, main_guard
+from cat_seg.vocabulary import parse_vocabulary
 
 # Read when gradio builds an app; telemetry would be the app's only call to the internet.
 os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'
@@ -91,7 +88,7 @@ class SegmentationApp:
             raise page_error('no image: upload one (JPEG, PNG, WebP, TIFF, BMP or GIF) first')
         if mode not in self.test_cfgs:
             raise page_error(f'mode {mode!r} is not one of {list(self.test_cfgs)}')
-        classes = parse_vocabulary(vocabulary or '')
+        classes = page_vocabulary(vocabulary or '')
         name = image.get('orig_name') or Path(image['path']).name
         if Path(image['path']).is_dir():   # segment_each would segment the images inside
             raise page_error(f'{name}: a directory, not an image file')
@@ -150,9 +147,9 @@ class SegmentationApp:
         return app
 
 
-def parse_vocabulary(text: str) -> list:
-    """Classes in ``tools/demo.py --vocab`` syntax; its warnings (duplicates removed) are shown
-    on the page.
+def page_vocabulary(text: str) -> list:
+    """Classes in ``tools/demo.py --vocab`` syntax (``parse_vocabulary``); its warnings
+    (duplicates removed) are shown on the page.
 
     Raises:
         gr.Error: The text names no class.
@@ -160,8 +157,7 @@ def parse_vocabulary(text: str) -> list:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         try:
-            classes = read_vocabulary(argparse.Namespace(vocab=text, vocab_file=None,
-                                                         dataset=None))
+            classes = parse_vocabulary(text)
         except ValueError as error:
             raise page_error(str(error)) from error
     for warning in caught:
@@ -181,21 +177,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', nargs='?', help='our or an official checkpoint, a path or '
                         'a URL; default: the released weights of CONFIG (as make demo)')
     parser.add_argument('--port', type=int, default=7860, help='port on 127.0.0.1')
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--opacity', type=float, default=0.5)
-    parser.add_argument('--text-cache', default=str(DEFAULT_TEXT_CACHE),
-                        help='directory of text embeddings kept between runs ("" disables it)')
-    parser.add_argument('--max-pixels', type=int, default=Image.MAX_IMAGE_PIXELS,
-                        help='larger images are refused as possible decompression bombs')
-    parser.add_argument('--debug', action='store_true', help='show tracebacks')
+    add_inference_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     with main_guard(args.debug):
-        checkpoint = check_arguments(args)
-        Image.MAX_IMAGE_PIXELS = args.max_pixels   # read by load_rgb for every upload
+        checkpoint = check_inference_arguments(args)
         app = SegmentationApp(args.config, checkpoint, args.device, args.text_cache or None,
                               args.opacity)
     app.blocks().launch(server_name='127.0.0.1', server_port=args.port, show_error=True)

@@ -5,13 +5,18 @@ import logging
 import os
 import os.path as osp
 import sys
-from typing import Callable, NoReturn
+from pathlib import Path
+from typing import Callable, NoReturn, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
+from PIL import Image
+
+from .apis.text_cache import DEFAULT_TEXT_CACHE
+from .weights.download import WEIGHTS_URL_ENV, released_weights_url
 
 
 # What mmengine's Runner.resume reads from a checkpoint besides the weights.
@@ -53,6 +58,52 @@ def main_guard(debug: bool):
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f'error: {message}', file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options the inference tools share (tools/demo.py, tools/webui.py); checked by
+    ``check_inference_arguments``."""
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='weight of the class colours in the overlay, in [0, 1]')
+    parser.add_argument('--text-cache', default=str(DEFAULT_TEXT_CACHE),
+                        help='directory of text embeddings kept between runs ("" disables it)')
+    parser.add_argument('--max-pixels', type=int, default=Image.MAX_IMAGE_PIXELS,
+                        help='larger images are refused as possible decompression bombs '
+                        '(default: PIL\'s limit, %(default)s)')
+    parser.add_argument('--debug', action='store_true', help='show tracebacks')
+
+
+def check_inference_arguments(args: argparse.Namespace) -> str:
+    """Check the options of ``add_inference_arguments`` and ``config``; set the image size
+    limit; return the checkpoint to load (``checkpoint_to_load``)."""
+    if not Path(args.config).is_file():
+        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    if not 0 <= args.opacity <= 1:
+        raise ValueError(f'--opacity {args.opacity} must be in [0, 1]')
+    if args.max_pixels < 1:
+        raise ValueError(f'--max-pixels {args.max_pixels} must be a positive number of pixels')
+    Image.MAX_IMAGE_PIXELS = args.max_pixels   # read by load_rgb for every image
+    return checkpoint_to_load(args.config, args.checkpoint)
+
+
+def checkpoint_to_load(config: str, checkpoint: Optional[str]) -> str:
+    """The checkpoint an inference tool loads (a path or a URL): ``checkpoint``, else the
+    released weights of ``config``, named in a ``weights:`` line.
+
+    Raises:
+        FileNotFoundError: No such checkpoint file.
+        ValueError: No checkpoint given and ``config`` has no released weights.
+    """
+    resolved = checkpoint or released_weights_url(config)
+    if '://' not in resolved and not Path(resolved).is_file():
+        raise FileNotFoundError(f'no checkpoint at {resolved!r}: give a file or a URL with '
+                                '--checkpoint, or leave it out for the released weights')
+    if not checkpoint:
+        origin = (f'${WEIGHTS_URL_ENV}' if os.environ.get(WEIGHTS_URL_ENV)
+                  else Path(config).parent / 'metafile.yaml')
+        print(f'weights: {resolved} (no --checkpoint: the weights of {config} in {origin})')
+    return resolved
 
 
 def exit_tool(main: Callable[[], int]) -> NoReturn:

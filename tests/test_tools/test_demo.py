@@ -139,38 +139,6 @@ def demo_module():
     return module
 
 
-@pytest.mark.parametrize('content,message', [
-    ('{"sky": 1}', 'holds a JSON object, not a list'),
-    ('"sky"', 'holds a JSON string, not a list'),
-    ('["sky", 3]', r'entry 1 \(3\) is neither a name, a list of names nor a category'),
-    ('[["sky", ["blue"]]]', r'entry 0 \(\["sky", \["blue"\]\]\) is neither'),
-    ('[{"id": 3}]', r'entry 0 \(\{"id": 3\}\) is neither'),
-    ('[{"name": 3}]', 'entry 0'),
-    ('["sky",', 'is not valid JSON'),
-    (b'\xff\xfe\x00sky', 'is not UTF-8 text'),
-])
-def test_malformed_vocabulary_files_name_the_file_and_the_shapes(tmp_path, content, message):
-    path = tmp_path / 'vocab.json'
-    path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    with pytest.raises(ValueError, match=rf"^vocabulary file '{path}'.*{message}.*expected one "
-                                         r'name per line, or a JSON list of names \["sky", '
-                                         r'\.\.\.\], of synonym lists .* or of categories'):
-        demo_module().read_vocabulary_file(str(path))
-
-
-def test_vocabulary_file_shapes(tmp_path):
-    read = demo_module().read_vocabulary_file
-    shapes = {'lines.txt': 'sky\nperson, human\n', 'names.json': '["sky", "person"]',
-              'synonyms.json': '[["sky"], ["person", "human"]]',
-              'categories.json': '[{"name": "sky", "id": 1}, {"name": "person"}]'}
-    for name, text in shapes.items():
-        (tmp_path / name).write_text(text)
-    assert read(str(tmp_path / 'lines.txt')) == ['sky', 'person, human']
-    assert read(str(tmp_path / 'names.json')) == ['sky', 'person']
-    assert read(str(tmp_path / 'synonyms.json')) == [['sky'], ['person', 'human']]
-    assert read(str(tmp_path / 'categories.json')) == ['sky', 'person']
-
-
 def test_checkpoint_of_another_model_names_the_keys(parity_fixture, tmp_path):
     config = tmp_path / 'other.py'
     cfg = catseg_config_from_fixture(parity_fixture.config)

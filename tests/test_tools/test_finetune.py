@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import CheckpointLoader, Runner
 
 from cat_seg.weights.checkpoint import convert_official_state_dict
-from cat_seg.datasets import CATSegCustomDataset, load_class_names
+from cat_seg.datasets import CATSegCustomDataset
 from cat_seg.weights import CATSegOfficialCheckpointHook
 from cat_seg.cli import configure_distributed_backend
 from catseg_testing import (REPO_ROOT, TINY_CONFIG, catseg_config_from_fixture, run_tool,
@@ -92,19 +92,6 @@ def test_class_names_file_is_read_relative_to_data_root(tmp_path):
                                   data_prefix=dict(img_path='img_dir/val',
                                                    seg_map_path='ann_dir/val'))
     assert renamed.metainfo['classes'] == ('a', 'b', 'c')
-
-
-@pytest.mark.parametrize('text, error, message', [
-    (None, FileNotFoundError, r"class names file '.*names.txt' does not exist"),
-    ('\n \n', ValueError, r'names.txt\' is empty'),
-    ('sky\n\nroad\n', ValueError, r'line 2 is blank; line k names label id k - 1'),
-    ('sky\nroad\nsky\n', ValueError, r"repeats \['sky'\]"),
-])
-def test_bad_class_names_files_are_named(tmp_path, text, error, message):
-    if text is not None:
-        (tmp_path / 'names.txt').write_text(text)
-    with pytest.raises(error, match=message):
-        load_class_names(tmp_path / 'names.txt')
 
 
 def loading_runner(tmp_path, model_cfg) -> Runner:

@@ -40,14 +40,10 @@ def model_files(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def webui():
-    """tools/webui.py imported as a module (it imports tools/demo.py beside it)."""
-    sys.path.insert(0, str(WEBUI.parent))
-    try:
-        spec = importlib.util.spec_from_file_location('catseg_webui_tool', WEBUI)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(WEBUI.parent))
+    """tools/webui.py imported as a module, without tools/ on the path: it imports no other tool."""
+    spec = importlib.util.spec_from_file_location('catseg_webui_tool', WEBUI)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 

@@ -19,6 +19,7 @@ from ..weights.checkpoint import fetch_checkpoint, load_checkpoint_into
 from ..configs import sliding_test_cfg
 from ..datasets.loading import save_label_map
 from ..models.segmentor.patch_inference import patch_logits
+from ..vocabulary import class_label, json_vocabulary
 from ..weights.download import released_weights_url
 from .image_io import ImageInput, ImageReadError, check_rgb_array, expand_inputs, load_rgb
 from .text_cache import DEFAULT_TEXT_CACHE, TextEmbeddingCache
@@ -96,11 +97,6 @@ class PreparedImage(NamedTuple):
     data: dict
 
 
-def class_label(entry) -> str:
-    """Display name of a class: the name, or its synonyms joined by '; '."""
-    return entry if isinstance(entry, str) else '; '.join(entry)
-
-
 # The official test-time resize (detectron2 MIN_SIZE_TEST 640, MAX_SIZE_TEST 2560), used when a
 # config has no test pipeline: it also bounds the memory an 8000x6000 photo needs.
 DEFAULT_TEST_PIPELINE = [dict(type='LoadImageFromFile'),
@@ -142,7 +138,7 @@ def save_segmentation(out_dir: Path, name: str, result: Segmentation, overlay: I
         np.savez(out_dir / f'{name}_features.npz', features=result.features)
     summary = dict(image=str(source) if source else None, height=result.label_map.shape[0],
                    width=result.label_map.shape[1],
-                   vocabulary=[c if isinstance(c, str) else list(c) for c in vocabulary],
+                   vocabulary=json_vocabulary(vocabulary),
                    present=result.present_classes())
     (out_dir / f'{name}.json').write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary

@@ -2,7 +2,7 @@
 your own (``CATSegCustomDataset``)."""
 from .categories import (Category, load_categories, names_checksum, remap_to_label_order,
                          save_categories)
-from .custom import CATSegCustomDataset, load_class_names
+from .custom import CATSegCustomDataset
 from .large_vocabulary import ADE20K847Dataset, CategoryFileDataset, PascalContext459Dataset
 from .loading import LoadCATSegAnnotations, save_label_map
 from .pascal_voc20 import PascalVOC20bDataset, PascalVOC20Dataset
@@ -10,6 +10,6 @@ from .pascal_voc20 import PascalVOC20bDataset, PascalVOC20Dataset
 __all__ = [
     'ADE20K847Dataset', 'CATSegCustomDataset', 'Category', 'CategoryFileDataset',
     'LoadCATSegAnnotations', 'PascalContext459Dataset', 'PascalVOC20Dataset',
-    'PascalVOC20bDataset', 'load_categories', 'load_class_names', 'names_checksum',
+    'PascalVOC20bDataset', 'load_categories', 'names_checksum',
     'remap_to_label_order', 'save_categories', 'save_label_map'
 ]

@@ -5,34 +5,11 @@ line 2 id 1, and so on. Names are taken as written (a line ``car, automobile`` i
 ``car``, the release's synonym convention, see ``CATSegCLIPTextEncoder``).
 """
 import os.path as osp
-from pathlib import Path
-from typing import List, Union
 
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-
-def load_class_names(path: Union[str, Path]) -> List[str]:
-    """Class names from a text file, one per line in label-id order (blank lines at the end are
-    ignored; anywhere else they would shift the ids, so they are an error)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'class names file {str(path)!r} does not exist; write one class '
-                                'name per line, line 1 naming label id 0')
-    names = [line.strip() for line in path.read_text(encoding='utf-8').splitlines()]
-    while names and not names[-1]:
-        names.pop()
-    if not names:
-        raise ValueError(f'class names file {str(path)!r} is empty; write one class name per '
-                         'line, line 1 naming label id 0')
-    if '' in names:
-        raise ValueError(f'class names file {str(path)!r}: line {names.index("") + 1} is blank; '
-                         'line k names label id k - 1, so every line up to the last needs a name')
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(f'class names file {str(path)!r} repeats {repeated[:5]}: two label ids '
-                         'with one name cannot be told apart by the model')
-    return names
+from ..vocabulary import load_class_names
 
 
 @DATASETS.register_module()

@@ -1,26 +1,11 @@
 """Give the open-vocabulary model the class names of the dataset it is trained or evaluated on."""
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-
-def dataset_vocabulary(dataset) -> List[str]:
-    """Names a model should predict over for ``dataset`` (a dataset, or a dataset class whose
-    ``METAINFO`` fixes its classes).
-
-    A dataset whose predicted names differ from its label classes (PAS-20b predicts over 59 names
-    and folds them to 21 classes) puts them in ``metainfo['vocabulary']``; otherwise the label
-    classes are the vocabulary.
-    """
-    metainfo = dataset.METAINFO if isinstance(dataset, type) else dataset.metainfo
-    vocabulary = metainfo.get('vocabulary') or metainfo.get('classes')
-    if not vocabulary:
-        name = dataset.__name__ if isinstance(dataset, type) else type(dataset).__name__
-        raise ValueError(f'{name} has no metainfo "classes" or "vocabulary"; '
-                         'an open-vocabulary model needs class names to predict over')
-    return list(vocabulary)
+from ..vocabulary import dataset_vocabulary
 
 
 @HOOKS.register_module()

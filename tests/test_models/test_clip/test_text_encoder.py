@@ -4,7 +4,8 @@ import torch.nn.functional as F
 
 from cat_seg.models import CATSegCLIPTextEncoder
 from cat_seg.models.clip.attention import SplitQKVAttention
-from cat_seg.models.clip.prompt_templates import PROMPT_TEMPLATES, build_prompts, class_synonyms
+from cat_seg.models.clip.prompt_templates import PROMPT_TEMPLATES, build_prompts
+from cat_seg.vocabulary import class_synonyms
 
 TINY = dict(embed_dims=64, num_layers=2, num_heads=2, output_dims=32, context_length=77,
             vocab_size=49408, mlp_ratio=4.0, act='quick_gelu')

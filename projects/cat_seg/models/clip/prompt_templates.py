@@ -3,6 +3,8 @@ from typing import Dict, List, Sequence, Tuple, Union
 
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
+from ...vocabulary import prompt_name
+
 PROMPT_TEMPLATES: Dict[str, Tuple[str, ...]] = {
     # CVPR 2024 release (official cat_seg_predictor.py, PROMPT_ENSEMBLE_TYPE "single").
     'release': ('A photo of a {} in the scene', ),
@@ -24,29 +26,6 @@ def resolve_templates(templates: Union[str, Sequence[str]]) -> Tuple[str, ...]:
         raise ValueError(f"every prompt template needs exactly one '{{}}' and there must be at "
                          f'least one; got {list(templates)!r}')
     return tuple(templates)
-
-
-SYNONYM_RULES = ('first', 'full', 'average')
-
-
-def class_synonyms(name: str, synonym_rule: str) -> Tuple[str, ...]:
-    """The names a class written as one string is prompted with.
-
-    'average' (paper v1, official cat_seg_predictor.py at ceaaad8): a name written "a, b" is the
-    class of the synonyms ("a", "b"), whose embeddings are averaged per template; 'first' and
-    'full' keep the string whole and leave it to :func:`prompt_name`.
-    """
-    return tuple(name.split(', ')) if synonym_rule == 'average' else (name, )
-
-
-def prompt_name(name: str, synonym_rule: str) -> str:
-    """The text put into the templates for a class name.
-
-    'first' (official release): a name written "a, b" is prompted as its first synonym "a"; any
-    other name is used exactly as given (a trailing space stays; the tokenizer normalises
-    whitespace). 'full' and 'average' (already split by :func:`class_synonyms`): the name as given.
-    """
-    return name.split(', ')[0] if synonym_rule == 'first' else name
 
 
 def build_prompts(class_names: Sequence[str], templates: Sequence[str],

@@ -11,11 +11,12 @@ from open_clip.tokenizer import SimpleTokenizer
 from open_clip.transformer import TextTransformer
 from torch import Tensor
 
+from ...vocabulary import SYNONYM_RULES, class_synonyms
 from ...weights.checkpoint import load_clip_tower
 from .arch_zoo import resolve_arch
 from .attention import split_qkv_
 from .image_encoder import activation
-from .prompt_templates import SYNONYM_RULES, build_prompts, class_synonyms, resolve_templates
+from .prompt_templates import build_prompts, resolve_templates
 
 ClassName = Union[str, Sequence[str]]   # a name, or the synonyms of one class
 
