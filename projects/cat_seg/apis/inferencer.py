@@ -117,11 +117,11 @@ def array_test_pipeline(cfg: Config) -> Compose:
                     for step in steps if step['type'] != 'LoadAnnotations'])
 
 
-def save_segmentation(out_dir: Path, name: str, result: Segmentation, overlay: Image.Image,
-                      source: Optional[Path] = None) -> dict:
+def save_segmentation(out_dir: Path, name: str, result: Segmentation,
+                      overlay: Optional[Image.Image], source: Optional[Path] = None) -> dict:
     """Write one image's outputs and return its summary.
 
-    Files: ``<name>_overlay.png`` (``overlay``), ``<name>_labels.png`` (class index per pixel,
+    Files: ``<name>_overlay.png`` (if ``overlay``), ``<name>_labels.png`` (class index per pixel,
     16-bit beyond 256 classes), ``<name>.json`` (image, size, vocabulary, classes present with
     pixel shares: the summary); when the result has them, ``<name>_probs.npz`` (``probs``:
     float16 (T, H, W); ``vocabulary``: (T,) class names, synonyms joined by '; ') and
@@ -129,7 +129,8 @@ def save_segmentation(out_dir: Path, name: str, result: Segmentation, overlay: I
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     vocabulary = result.vocabulary
-    overlay.save(out_dir / f'{name}_overlay.png')
+    if overlay is not None:
+        overlay.save(out_dir / f'{name}_overlay.png')
     save_label_map(result.label_map, len(vocabulary), out_dir / f'{name}_labels.png')
     if result.probs is not None:
         np.savez(out_dir / f'{name}_probs.npz', probs=result.probs,
