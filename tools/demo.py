@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.apis import CATSegInferencer, ImageFailure, expand_inputs
-from cat_seg.cli import add_inference_arguments, check_inference_arguments, main_guard
-from cat_seg.vocabulary import VOCABULARY_NAMES, read_vocabulary
+from cat_seg.cli import (add_inference_arguments, add_vocabulary_arguments,
+                         check_inference_arguments, check_writable, main_guard)
+from cat_seg.vocabulary import read_vocabulary
 from cat_seg.weights.download import WEIGHTS_URL_ENV
 
 
@@ -34,25 +35,10 @@ def collect_images(inputs: List[str]) -> List[Path]:
     return images
 
 
-def check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / '.write_test'
-        probe.write_bytes(b'')
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(f'output directory {str(out)!r} is not writable: {error}') from error
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('inputs', nargs='+', help='image files and/or directories')
-    vocab = parser.add_mutually_exclusive_group(required=True)
-    vocab.add_argument('--vocab', help='comma-separated class names, e.g. "sky, tree, person"')
-    vocab.add_argument('--vocab-file', help='one name per line, a JSON list of names (or of '
-                       'synonym lists), or a category file ([{"name": ..., "id": ...}, ...])')
-    vocab.add_argument('--dataset', choices=VOCABULARY_NAMES,
-                       help='the vocabulary of a benchmark or of the training set')
+    add_vocabulary_arguments(parser)
     parser.add_argument('--config', default='configs/catseg_vitb.py')
     parser.add_argument('--checkpoint', help='our or an official checkpoint: a path or a URL '
                         '(downloaded once into $TORCH_HOME/hub/checkpoints); default: the '

@@ -5,6 +5,7 @@ import logging
 import os
 import os.path as osp
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, NoReturn, Optional
 
@@ -16,6 +17,7 @@ from mmengine.registry import MODEL_WRAPPERS
 from PIL import Image
 
 from .apis.text_cache import DEFAULT_TEXT_CACHE
+from .vocabulary import VOCABULARY_NAMES
 from .weights.download import WEIGHTS_URL_ENV, released_weights_url
 
 
@@ -58,6 +60,30 @@ def main_guard(debug: bool):
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f'error: {message}', file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def add_vocabulary_arguments(parser: argparse.ArgumentParser) -> None:
+    """--vocab, --vocab-file or --dataset, one required (``vocabulary.read_vocabulary``)."""
+    vocab = parser.add_mutually_exclusive_group(required=True)
+    vocab.add_argument('--vocab', help='comma-separated class names, e.g. "sky, tree, person"')
+    vocab.add_argument('--vocab-file', help='one name per line, a JSON list of names (or of '
+                       'synonym lists), or a category file ([{"name": ..., "id": ...}, ...])')
+    vocab.add_argument('--dataset', choices=VOCABULARY_NAMES,
+                       help='the vocabulary of a benchmark or of the training set')
+
+
+def check_writable(out: Path) -> None:
+    """Create the output directory ``out`` and check that a file can be written in it.
+
+    Raises:
+        ValueError: Naming the directory and why not.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):   # a probe of its own: ranks check at once
+            pass
+    except OSError as error:
+        raise ValueError(f'output directory {str(out)!r} is not writable: {error}') from error
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
@@ -177,16 +203,25 @@ def check_resume_checkpoint(path: str) -> None:
 SLURM_VARIABLES = ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')
 
 
+def check_launcher_variables(launcher: str, wrapper: str) -> None:
+    """Refuse ``--launcher slurm`` outside a task started by srun (``wrapper`` starts one).
+
+    Raises:
+        ValueError: Naming the variables that are missing.
+    """
+    missing = [name for name in SLURM_VARIABLES if name not in os.environ]
+    if launcher == 'slurm' and missing:
+        raise ValueError(f'--launcher slurm needs the variables srun sets; {missing} are not set: '
+                         f'start the tool with {wrapper}')
+
+
 def load_runner_config(args: argparse.Namespace, before_options=None) -> Config:
     """The config of a runner tool: file checked, launcher, ``before_options(cfg)`` (e.g. a
     benchmark), ``--cfg-options``, work dir (default ``work_dirs/<config name>``), backend."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
-    missing = [name for name in SLURM_VARIABLES if name not in os.environ]
-    if args.launcher == 'slurm' and missing:
-        raise ValueError(f'--launcher slurm needs the variables srun sets; {missing} are not set: '
-                         'start the tool with tools/slurm_train.sh or tools/slurm_test.sh')
+    check_launcher_variables(args.launcher, 'tools/slurm_train.sh or tools/slurm_test.sh')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if before_options is not None:
