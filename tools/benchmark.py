@@ -10,6 +10,10 @@ paper-compatible mIoU (``CATSegIoUMetric``'s ``mIoU``). Data roots are the bench
 (``data/...`` relative to the working directory, as in MMSeg). The table goes to
 ``WORK_DIR/benchmarks.md``; benchmarks that were not requested show "-", requested ones without
 data "no data". The exit status is 1 when a requested benchmark failed or had no data.
+
+Before the first run, the data of every requested benchmark is checked as tools/test.py checks it
+(images and annotations pair up and decode); a problem stops the tool with an ``error:`` line and
+exit status 2 before anything is evaluated. ``--allow-unpaired`` is passed on to tools/test.py.
 """
 import argparse
 import json
@@ -22,6 +26,7 @@ from typing import Dict, List, Optional, Union
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.benchmarks import BENCHMARKS, benchmark_config, benchmark_dataset
 from cat_seg.cli import main_guard
+from cat_seg.datasets.pairing import check_test_data
 
 TOOLS = Path(__file__).resolve().parent
 
@@ -36,9 +41,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--work-dir', type=Path, default=Path('work_dirs/benchmarks'),
                         help='logs, metrics and benchmarks.md go here')
     parser.add_argument('--save-predictions', action='store_true',
-                        help='keep each benchmark\'s label maps in WORK_DIR/<benchmark>/predictions')
+                        help='keep each benchmark\'s label maps in '
+                        'WORK_DIR/<benchmark>/predictions')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='passed on to every tools/test.py run')
+    parser.add_argument('--allow-unpaired', action='store_true',
+                        help='evaluate only the images that have an annotation (and the '
+                        'reverse), as tools/test.py --allow-unpaired')
     return parser.parse_args(argv)
 
 
@@ -52,6 +61,8 @@ def evaluate(args: argparse.Namespace, benchmark: str) -> Optional[float]:
                '--work-dir', str(work_dir), '--metrics-json', str(metrics_file)]
     if args.save_predictions:
         options += ['--out', str(work_dir / 'predictions')]
+    if args.allow_unpaired:
+        options += ['--allow-unpaired']
     if args.cfg_options:
         options += ['--cfg-options', *args.cfg_options]
     if args.nproc > 1:
@@ -79,12 +90,22 @@ def markdown_table(config: str, checkpoint: str, results: Dict[str, Union[float,
     return '\n'.join([f'mIoU (detectron2 definition) of `{checkpoint}`:', '', header, rule, row])
 
 
+def check_benchmark_data(benchmarks: List[str], allow_unpaired: bool) -> None:
+    """The files of each benchmark that has data pair up and decode (``check_test_data``)."""
+    for benchmark in benchmarks:
+        dataset = benchmark_dataset(benchmark)
+        if Path(dataset['data_root']).is_dir():
+            print(f'{BENCHMARKS[benchmark]}: checking the data ...', flush=True)
+            check_test_data(dataset, allow_unpaired)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     with main_guard(debug=False):
         for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
             if not Path(path).is_file():
                 raise FileNotFoundError(f'{what} {path!r} does not exist')
+        check_benchmark_data(args.benchmarks, args.allow_unpaired)
     results: Dict[str, Union[float, str]] = {}
     problems: List[str] = []
     for benchmark in args.benchmarks:

@@ -3,17 +3,21 @@
 CHECKPOINT (ours, or an official CAT-Seg one, converted on the fly) must fit the config's model
 exactly: a checkpoint of another architecture is refused with the keys that differ.
 
+Before the runner starts, the test data is checked: every image has its annotation and the
+reverse (else the unpaired files are listed and nothing is evaluated, unless --allow-unpaired),
+and every file decodes.
+
     python tools/test.py CONFIG CHECKPOINT [--benchmark FILE] [--work-dir DIR] [--out DIR]
-        [--show-dir DIR] [--metrics-json FILE]
+        [--show-dir DIR] [--metrics-json FILE] [--allow-unpaired]
 """
 import argparse
 import json
 import os.path as osp
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
+from cat_seg.datasets.pairing import check_test_data
 from cat_seg.weights.checkpoint import load_checkpoint_into
-from cat_seg.cli import (add_runner_arguments, exit_tool, load_runner_config,
-                             main_guard)
+from cat_seg.cli import add_runner_arguments, exit_tool, load_runner_config, main_guard
 from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
@@ -32,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', help='directory to save the predicted label maps')
     parser.add_argument('--show-dir', help='directory to save painted predictions')
     parser.add_argument('--metrics-json', help='also write the metrics to this JSON file')
+    parser.add_argument('--allow-unpaired', action='store_true',
+                        help='evaluate the images that have an annotation (and the reverse) '
+                        'and leave the others out, with a warning, instead of refusing the data')
     add_runner_arguments(parser)
     return parser.parse_args(argv)
 
@@ -68,10 +75,19 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def check_evaluation_data(cfg: Config, allow_unpaired: bool) -> None:
+    """Refuse test data whose images and annotations do not pair up or decode; with
+    ``allow_unpaired``, narrow it to the complete pairs (``check_test_data``)."""
+    if cfg.get('test_dataloader') is not None:
+        cfg.test_dataloader.dataset = check_test_data(cfg.test_dataloader.dataset, allow_unpaired)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     with main_guard(args.debug):
-        runner = Runner.from_cfg(build_config(args))
+        cfg = build_config(args)
+        check_evaluation_data(cfg, args.allow_unpaired)
+        runner = Runner.from_cfg(cfg)
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         load_checkpoint_into(model, args.checkpoint)
         runner.logger.info(f'Loaded checkpoint {args.checkpoint} (strict)')
