@@ -1,16 +1,26 @@
 """Shared pytest fixtures (helpers live in catseg_testing.py)."""
 import catseg_testing  # noqa: F401,I001  (first: imports cat_seg, whose compat must run first)
+import re
+
 import pytest
 import torch
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
+from cat_seg.compat import DORMANT_STACK_NOTICES
 from cat_seg.weights.checkpoint import convert_official_state_dict
 from catseg_testing import (ParityFixture, catseg_config_from_fixture, load_parity_fixture,
                             parity_fixture_dirs, tiny_model_config)
 
 # Build configs by mmseg type names, as tools/train.py does through default_scope='mmseg'.
 register_all_modules(init_default_scope=True)
+
+
+def pytest_configure(config):
+    """The tools' filter of the dormant stack's notices, for in-process tests too: pytest
+    imports this file inside its own warnings context, which drops the filters set on import."""
+    for start, category in DORMANT_STACK_NOTICES:
+        config.addinivalue_line('filterwarnings', f'ignore:{re.escape(start)}:{category.__name__}')
 
 
 @pytest.fixture(params=parity_fixture_dirs(), ids=lambda p: p.name)

@@ -130,3 +130,17 @@ def test_without_the_shim_a_message_hub_is_refused_by_weights_only_loading(tmp_p
         'torch.save(hub.state_dict(), sys.argv[1]); torch.load(sys.argv[1], weights_only=True)',
         str(tmp_path / 'hub.pth'))
     assert result.returncode != 0 and 'Weights only load failed' in result.stderr
+
+
+def test_only_the_dormant_stack_notices_are_ignored():
+    """Each listed notice is silent after ``import cat_seg``; the same text in another category
+    and any other message still show."""
+    notices = [f'warnings.warn({start!r} + " (as the stack words it)", {category.__name__})'
+               for start, category in compat.DORMANT_STACK_NOTICES]
+    result = run_python('import warnings, cat_seg; ' + '; '.join(notices) + '; '
+                        'warnings.warn("pkg_resources is deprecated as an API", RuntimeWarning); '
+                        'warnings.warn("another notice", UserWarning)')
+    assert result.returncode == 0, result.stderr[-2000:]
+    shown = [line for line in result.stderr.splitlines() if 'Warning: ' in line]
+    assert [line.split(': ', 1)[1] for line in shown] == [
+        'RuntimeWarning: pkg_resources is deprecated as an API', 'UserWarning: another notice']

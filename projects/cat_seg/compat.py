@@ -24,20 +24,49 @@ Imported first by ``cat_seg/__init__.py``. Each shim acts only when its problem 
    which fails on a machine without GPUs; without CUDA the process group is initialised
    directly (for slurm after mmengine's environment set-up from srun's variables).
 
-(``pkg_resources``, needed by mmengine to resolve ``mmseg::`` configs, cannot be shimmed here:
-configs are read before ``cat_seg`` is imported. setup.cfg pins ``setuptools<82`` instead.)
+4. Quiet start. The dormant stack prints the same notices on every start, none of them about
+   CAT-Seg (``DORMANT_STACK_NOTICES``); each is ignored by the start of its message and its
+   category, so every other warning still shows. The tools import ``cat_seg`` before they read
+   a config, so the filter is in place before mmengine first imports ``pkg_resources``.
+
+(``pkg_resources`` itself, which mmengine needs to resolve ``mmseg::`` configs, cannot be
+provided here: mmseg's own tools read a config before its ``custom_imports`` import ``cat_seg``.
+setup.cfg pins ``setuptools<82`` instead.)
 """
 import importlib.util
 import inspect
 import os
+import re
 import subprocess
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
+
+
+# (start of the message, category) of each notice; why each is noise is on its line.
+DORMANT_STACK_NOTICES = (
+    # mmcv-lite has no deformable attention, which CAT-Seg never uses.
+    ('Fail to import ``MultiScaleDeformableAttention``', UserWarning),
+    # mmengine resolves mmseg:: configs with pkg_resources, kept by the setuptools<82 pin.
+    ('pkg_resources is deprecated as an API', UserWarning),
+    # mmseg's own decode heads call its deprecated loss builder.
+    ('``build_loss`` would be deprecated soon', UserWarning),
+    # mmseg's advice for 2-class models; CAT-Seg scores every class of its vocabulary anyway.
+    ('For binary segmentation, we suggest using', UserWarning),
+    # mmseg's default runtime builds its visualisation hook off; --show-dir turns it on.
+    ('The draw is False, it means that the hook for visualization', UserWarning),
+)
+
+
+def quiet_dormant_stack_notices() -> None:
+    """Ignore exactly the ``DORMANT_STACK_NOTICES``: matched by message start and category."""
+    for start, category in DORMANT_STACK_NOTICES:
+        warnings.filterwarnings('ignore', message=re.escape(start), category=category)
 
 
 def mmcv_has_compiled_ops() -> bool:
@@ -150,6 +179,7 @@ def allow_distributed_runs_without_cuda() -> bool:
     return True
 
 
+quiet_dormant_stack_notices()
 install_lite_mmcv_ops()
 allow_distributed_runs_without_cuda()
 make_runner_checkpoints_weights_only_loadable()
