@@ -7,7 +7,12 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['cat_seg'], allow_failed_imports=False)
-data_root = 'data/synthetic'   # overridden with --cfg-options data_root=...
+# Other data: override each dataloader's own copy, e.g. `--cfg-options
+# train_dataloader.dataset.data_root=DIR val_dataloader.dataset.data_root=DIR
+# test_dataloader.dataset.data_root=DIR`, the form tests/test_tools/test_train_test.py uses
+# (test_train_writes_checkpoints_and_validates). `--cfg-options data_root=DIR` changes nothing:
+# the dataset dicts below copied the value when this file was read.
+data_root = 'data/synthetic'
 classes = ('sky', 'grass', 'road')
 crop_size = (64, 64)
 model = dict(
