@@ -1,4 +1,4 @@
-# Entry points (README): `make test`, `make demo` and `make webui`. Each bootstraps .venv/ when it is missing.
+# Entry points (README): `make test`, `make test-fast`, `make demo` and `make webui`. Each bootstraps .venv/ when it is missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: venv browser test demo webui clean-venv
+.PHONY: venv browser test test-fast demo webui clean-venv
 
 venv: $(STAMP)
 
@@ -24,10 +24,19 @@ browser:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 # pytest exits 5 when it collects nothing: a run that tests nothing must not look green.
-test: $(STAMP) browser
-	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+define run_pytest
+@$(PY) -m pytest $(1) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; \
 	exit $$status
+endef
+
+test: $(STAMP) browser
+	$(call run_pytest,)
+
+# The quick tier (docs/testing.md): no end-to-end subprocess runs, training, pip installs,
+# browser or GPU, so no chromium either.
+test-fast: $(STAMP)
+	$(call run_pytest,-m "not slow and not browser and not cuda")
 
 # The sample photo is public domain (NASA; shipped with scikit-image as astronaut.png).
 # Weights: CHECKPOINT (a file or URL) if given, else the released weights of CONFIG
