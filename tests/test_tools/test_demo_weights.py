@@ -181,7 +181,7 @@ def test_a_downloaded_checkpoint_of_another_model_is_refused(parity_fixture, ser
                                                              tmp_path):
     server = serve({'model_base.pth': (parity_fixture.path / 'state_dict.pt').read_bytes()})
     cfg = catseg_config_from_fixture(parity_fixture.config)
-    cfg['decode_head']['num_layers'] = 3
+    cfg['decode_head']['num_layers'] += 1          # one layer more than the checkpoint has
     with pytest.raises(ValueError, match=r"checkpoint 'http://127.0.0.1:\d+/model_base.pth' "
                                          r'does not match the config: \d+ missing keys'):
         CATSegInferencer(Config(dict(model=cfg)), server.url('model_base.pth'),
