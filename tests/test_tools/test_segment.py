@@ -107,21 +107,27 @@ def complete_images(out: Path) -> list:
 
 
 @pytest.fixture(scope='module')
-def collection(tmp_path_factory):
-    """The image tree, the tiny checkpoint, the options every run shares, and the outputs of
-    one process (``--launcher none``) over the tree."""
-    root = tmp_path_factory.mktemp('collection')
-    write_image_tree(root)
+def options(tmp_path_factory):
+    """The options every run shares: the tiny model (random weights) and its checkpoint."""
+    root = tmp_path_factory.mktemp('tiny')
     torch.manual_seed(0)
     torch.save(MODELS.build(tiny_model_config()).state_dict(), root / 'tiny.pth')
-    options = ['--vocab', VOCAB, '--config', TINY_CONFIG, '--checkpoint', root / 'tiny.pth',
-               '--text-cache', root / 'text_cache']
+    return ['--vocab', VOCAB, '--config', TINY_CONFIG, '--checkpoint', root / 'tiny.pth',
+            '--text-cache', root / 'text_cache']
+
+
+@pytest.fixture(scope='module')
+def collection(tmp_path_factory, options):
+    """The image tree, the options, and what one process (``--launcher none``) writes for it."""
+    root = tmp_path_factory.mktemp('collection')
+    write_image_tree(root)
     status, log = finish(start([sys.executable, TOOLS / 'segment.py', 'images', *options,
                                 '--out', 'reference'], root))
     assert status == 1, log[-3000:]   # the broken image
     return root, options, output_files(root / 'reference'), log
 
 
+@pytest.mark.slow
 def test_one_process_writes_each_image_and_the_summary(collection):
     root, _, reference, log = collection
     assert set(reference) == {'summary.json'} | {
@@ -141,6 +147,7 @@ def test_one_process_writes_each_image_and_the_summary(collection):
         48, 64)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_write_what_one_process_writes(collection, tmp_path):
     root, options, reference, _ = collection
     status, log = finish(start(['bash', TOOLS / 'dist_segment.sh', 'images', '2', *options,
@@ -151,6 +158,7 @@ def test_two_gloo_processes_write_what_one_process_writes(collection, tmp_path):
     assert '41/41' in log
 
 
+@pytest.mark.slow
 def test_a_rerun_after_a_kill_segments_only_what_is_not_done(collection, tmp_path):
     """SIGKILL torchrun and both workers once about half the images are written, then rerun:
     outputs equal one process's, and the images complete before the kill are neither segmented
@@ -182,6 +190,7 @@ def test_a_rerun_after_a_kill_segments_only_what_is_not_done(collection, tmp_pat
     assert file_states(out, kept) == before
 
 
+@pytest.mark.slow
 def test_damaged_outputs_are_segmented_again(collection, tmp_path):
     root, options, reference, _ = collection
     out = tmp_path / 'out'
@@ -204,6 +213,7 @@ def test_damaged_outputs_are_segmented_again(collection, tmp_path):
     assert '3 by this run, 37 before' in log
 
 
+@pytest.mark.slow
 def test_a_file_list_with_probabilities_and_overlays(collection, tmp_path):
     """A .txt list (relative to its directory, and absolute); --save-probs and --save-overlay
     make those files part of what is done: a rerun without them keeps everything."""
@@ -229,6 +239,7 @@ def test_a_file_list_with_probabilities_and_overlays(collection, tmp_path):
     assert status == 0 and '0 by this run, 2 before' in log, log[-3000:]
 
 
+@pytest.mark.slow
 def test_slurm_wrapper_runs_two_tasks(collection, cluster, tmp_path):  # noqa: F811
     root, options, reference, _ = collection
     result, log = run_slurm_script(
@@ -263,9 +274,8 @@ def segment_module():
      "--launcher slurm needs the variables srun sets; \\['SLURM_PROCID', 'SLURM_NTASKS', "
      "'SLURM_NODELIST'\\] are not set: start the tool with tools/slurm_segment.sh"),
 ])
-def test_unusable_arguments_exit_2(collection, tmp_path, monkeypatch, capsys, layout, extra,
+def test_unusable_arguments_exit_2(options, tmp_path, monkeypatch, capsys, layout, extra,
                                    message):
-    root, options, _, _ = collection
     for name, kind in layout.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         if kind == 'image':
