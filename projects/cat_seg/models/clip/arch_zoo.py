@@ -26,6 +26,13 @@ CLIP_ARCH_ZOO: Dict[str, Dict[str, dict]] = {
                     pretrain_img_size=336, mlp_ratio=4.0, act='quick_gelu'),
         text=dict(embed_dims=768, num_layers=12, num_heads=12, output_dims=768, act='quick_gelu',
                   **_TEXT_VOCAB)),
+    # ViT-L-14-quickgelu.json (OpenAI weights): the 224-px ViT-L/14, which the release also runs
+    # on 336-px views (its table resized; official cat_seg_model.py uses 336 for any non-B/16).
+    'vit-l14': dict(
+        vision=dict(embed_dims=1024, num_layers=24, num_heads=16, patch_size=14, output_dims=768,
+                    pretrain_img_size=224, mlp_ratio=4.0, act='quick_gelu'),
+        text=dict(embed_dims=768, num_layers=12, num_heads=12, output_dims=768, act='quick_gelu',
+                  **_TEXT_VOCAB)),
     # ViT-H-14.json (LAION-2B weights): head_width 80.
     'vit-h14': dict(
         vision=dict(embed_dims=1280, num_layers=32, num_heads=16, patch_size=14, output_dims=1024,

@@ -47,9 +47,9 @@ class CATSegCLIPImageEncoder(BaseModule):
     ``dense_residual='cls'``) or each token's own input (paper v1, ``'token'``).
 
     Args:
-        arch (str | dict): A row of ``CLIP_ARCH_ZOO`` ('vit-b16', 'vit-l14-336', 'vit-h14',
-            'vit-g14', and the v1 code's 'vit-h14-336', 'vit-g14-336') or a dict with the keys
-            of ``VISION_KEYS``. Defaults to 'vit-b16'.
+        arch (str | dict): A row of ``CLIP_ARCH_ZOO`` ('vit-b16', 'vit-l14', 'vit-l14-336',
+            'vit-h14', 'vit-g14', and the v1 code's 'vit-h14-336', 'vit-g14-336') or a dict
+            with the keys of ``VISION_KEYS``. Defaults to 'vit-b16'.
         img_size (int): Side of the (square) CLIP input, e.g. 384 -> a 24x24 grid at patch 16.
         guidance_layers (Sequence[int]): 0-based blocks whose outputs are returned as
             intermediates, e.g. (3, 7) for ViT-B/16 (official cat_seg_model.py).
