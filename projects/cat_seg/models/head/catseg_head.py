@@ -9,7 +9,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType
 from torch import Tensor, nn
 
-from .class_aggregation import ClassAggregation
+from .class_aggregation import ATTENTION_TYPES, ClassAggregation
 from .cost_volume import (CostEmbedding, cosine_cost, gather_classes, scatter_classes,
                           select_classes)
 from ..cpu_execution import (CHUNK_BUDGET_BYTES, CLASS_STEP_TOKENS, DECODER_CHUNK_BUDGET_BYTES,
@@ -50,13 +50,15 @@ class AggregatorLayer(nn.Module):
 
     def __init__(self, embed_dims: int, spatial_guidance: int, text_guidance: int,
                  num_heads: int, window_size: int, mlp_ratio: float, pad_len: int,
-                 layer_types: Sequence[str] = ('spatial', 'class')):
+                 layer_types: Sequence[str] = ('spatial', 'class'),
+                 attention_type: str = 'linear'):
         super().__init__()
         self.spatial_agg = (SpatialAggregation(embed_dims, spatial_guidance, num_heads,
                                                window_size, mlp_ratio)
                             if 'spatial' in layer_types else None)
         self.class_agg = (ClassAggregation(embed_dims, text_guidance, num_heads, pad_len,
-                                           mlp_ratio) if 'class' in layer_types else None)
+                                           mlp_ratio, attention_type)
+                          if 'class' in layer_types else None)
         self.joint_agg = (ClassAggregation(embed_dims, 0, num_heads, 0, mlp_ratio)
                           if 'joint' in layer_types else None)
 
@@ -132,6 +134,10 @@ class CATSegHead(BaseDecodeHead):
         text_guidance_channels (int): Text embedding channels (0: no text guidance).
         spatial_guidance_channels (int): Spatial guidance channels (0: none).
         guidance_proj_channels (int): Projected text and spatial guidance. Defaults to 128.
+        text_guidance_proj_channels (int, optional): Projected text guidance (official
+            TEXT_GUIDANCE_PROJ_DIM), if not ``guidance_proj_channels``. Defaults to None.
+        spatial_guidance_proj_channels (int, optional): Projected spatial guidance (official
+            APPEARANCE_GUIDANCE_PROJ_DIM), if not ``guidance_proj_channels``. Defaults to None.
         decoder_channels (Sequence[int]): Stage widths, N_U = len. Defaults to (64, 32).
         decoder_guidance_channels (Sequence[int]): Decoder guidance inputs. Defaults to (256, 128).
         decoder_guidance_proj_channels (Sequence[int]): Projected. Defaults to (32, 16).
@@ -140,6 +146,8 @@ class CATSegHead(BaseDecodeHead):
             ``DROPPED_CLASS_LOGIT`` (release). 0 disables both. Defaults to 256.
         keep_all_classes (bool): Never drop classes: vocabularies longer than ``pad_len`` are
             aggregated whole (exact; the release's cut stays the default for parity).
+        attention_type (str): Class aggregation's attention, from ``ATTENTION_TYPES``: 'linear'
+            (paper) or 'full' (softmax; official ATTENTION_TYPE). Defaults to 'linear'.
         layer_types (Sequence[str]): Which aggregations each layer runs, from ``LAYER_TYPES``;
             they always run in that order. Defaults to ('spatial', 'class'); the v1 ablations
             use ('spatial',) and ('joint',).
@@ -174,10 +182,13 @@ class CATSegHead(BaseDecodeHead):
                  text_guidance_channels: int = 512,
                  spatial_guidance_channels: int = 512,
                  guidance_proj_channels: int = 128,
+                 text_guidance_proj_channels: Optional[int] = None,
+                 spatial_guidance_proj_channels: Optional[int] = None,
                  decoder_channels: Sequence[int] = (64, 32),
                  decoder_guidance_channels: Sequence[int] = (256, 128),
                  decoder_guidance_proj_channels: Sequence[int] = (32, 16),
                  pad_len: int = 256,
+                 attention_type: str = 'linear',
                  layer_types: Sequence[str] = ('spatial', 'class'),
                  aggregate: str = 'cost',
                  embedding_channels: int = 512,
@@ -212,8 +223,14 @@ class CATSegHead(BaseDecodeHead):
         self.pad_len, self.keep_all_classes = pad_len, keep_all_classes
         self.class_chunk_size = class_chunk_size
         self.train_pool_size, self.test_pool_size = tuple(train_pool_size), tuple(test_pool_size)
-        text_proj = guidance_proj_channels if text_guidance_channels else 0
-        spatial_proj = guidance_proj_channels if spatial_guidance_channels else 0
+        if attention_type not in ATTENTION_TYPES:
+            raise ValueError(f'attention_type={attention_type!r} is not one of '
+                             f'{list(ATTENTION_TYPES)}')
+        text_proj, spatial_proj = (guidance_proj_channels if proj is None else proj
+                                   for proj in (text_guidance_proj_channels,
+                                                spatial_guidance_proj_channels))
+        text_proj = text_proj if text_guidance_channels else 0
+        spatial_proj = spatial_proj if spatial_guidance_channels else 0
 
         self.cost_embed = CostEmbedding(num_prompts, embed_dims)
         # The feature-aggregation baseline: Linear(concat(image feature, text embedding)).
@@ -227,7 +244,8 @@ class CATSegHead(BaseDecodeHead):
             if text_proj else None)
         self.layers = nn.ModuleList(
             AggregatorLayer(embed_dims, spatial_proj, text_proj, num_heads, window_size,
-                            mlp_ratio, pad_len, layer_types) for _ in range(num_layers))
+                            mlp_ratio, pad_len, layer_types, attention_type)
+            for _ in range(num_layers))
         self.decoder = UpsamplingDecoder(embed_dims, decoder_channels, decoder_guidance_channels,
                                          decoder_guidance_proj_channels)
 

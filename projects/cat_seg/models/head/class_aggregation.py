@@ -1,4 +1,5 @@
-"""Class aggregation (paper §3.3, Eq. 3 and 4): linear attention across classes at each pixel.
+"""Class aggregation (paper §3.3, Eq. 3 and 4): linear attention across classes at each pixel
+(or softmax attention, the official ATTENTION_TYPE "full").
 
 No positional encoding is used over classes, so any number of classes in any order works and the
 output is permutation-equivariant. The release pads the class axis to a fixed length with one
@@ -6,6 +7,7 @@ learned token (and learned guidance); every padding slot is identical, so here t
 values enter the attention sums once, multiplied by their count, and their outputs (discarded by
 the release) are never computed.
 """
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -16,6 +18,7 @@ from ..cpu_execution import class_chunks, elu_plus_one, feed_forward
 from .guided_linear import GuidedLinear
 
 LINEAR_ATTENTION_EPS = 1e-6   # official LinearAttention eps
+ATTENTION_TYPES = ('linear', 'full')   # official model.py AttentionLayer
 
 
 def linear_attention(q: Tensor, k: Tensor, v: Tensor, padding: Optional[Tuple[Tensor, Tensor]],
@@ -52,6 +55,34 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, padding: Optional[Tuple[Te
     return torch.einsum('btpnd,bpnde->btpne', q, kv) / normaliser[..., None]
 
 
+def full_attention(q: Tensor, k: Tensor, v: Tensor, padding: Optional[Tuple[Tensor, Tensor]],
+                   length: int) -> Tensor:
+    """Softmax attention across classes at each pixel, scaled by 1/sqrt(d) (official
+    ``FullAttention``).
+
+    The ``length - T`` identical padding slots enter as one key whose logit is raised by
+    log(length - T): its softmax weight is then that of all the copies together.
+
+    Args:
+        q, k, v (Tensor): Queries, keys and values, (B, T, P, heads, d).
+        padding (tuple[Tensor, Tensor], optional): Key and value of the padding slots, each
+            (heads, d); None without padding.
+        length (int): Sequence length, T plus the padding slots.
+
+    Returns:
+        Tensor: (B, T, P, heads, d).
+    """
+    q, k, v = (t.permute(0, 2, 3, 1, 4) for t in (q, k, v))               # (B, P, h, T, d)
+    bias = None
+    if padding is not None:
+        slot = (*k.shape[:3], 1, k.shape[-1])
+        k = torch.cat([k, padding[0][:, None].expand(slot)], dim=3)
+        v = torch.cat([v, padding[1][:, None].expand(slot)], dim=3)
+        bias = q.new_zeros(k.shape[3])
+        bias[-1] = math.log(length - q.shape[3])
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias).permute(0, 3, 1, 2, 4)
+
+
 class ClassAggregation(nn.Module):
     """Pre-norm linear-attention transformer layer over the class axis.
 
@@ -62,11 +93,13 @@ class ClassAggregation(nn.Module):
         pad_len (int): Class sequences shorter than this are padded to it with a learned token
             (release: 256); 0 disables padding.
         mlp_ratio (float): MLP hidden width over C. Defaults to 4.
+        attention_type (str): 'linear' (paper) or 'full' (softmax). Defaults to 'linear'.
     """
 
     def __init__(self, embed_dims: int, guidance_channels: int, num_heads: int,
-                 pad_len: int, mlp_ratio: float = 4.0):
+                 pad_len: int, mlp_ratio: float = 4.0, attention_type: str = 'linear'):
         super().__init__()
+        self.attention_type = attention_type
         self.num_heads, self.pad_len = num_heads, pad_len
         self.norm1 = nn.LayerNorm(embed_dims)
         self.attn = nn.Module()
@@ -150,13 +183,16 @@ class ClassAggregation(nn.Module):
             whole updated sequence, residuals included, to the layer input.
         """
         feature_map = elu_plus_one if cpu else (lambda t: F.elu(t) + 1)
+        attention = linear_attention
+        if self.attention_type == 'full':
+            feature_map, attention = (lambda t: t), full_attention
         y = self.norm1(tokens)
         q = feature_map(self._heads(self.attn.q(y, text)))                 # (B, T, P, h, d)
         k = feature_map(self._heads(self.attn.k(y, text)))
         v = self._heads(self.attn.v(y))
         length = max(self.pad_len, tokens.shape[1])
         padding = self._padding_key_value(feature_map) if length > tokens.shape[1] else None
-        tokens = tokens + linear_attention(q, k, v, padding, length).flatten(-2)
+        tokens = tokens + attention(q, k, v, padding, length).flatten(-2)
         mlp = feed_forward(self.norm2(tokens), *self.mlp) if cpu else self.mlp(self.norm2(tokens))
         return tokens + mlp
 
