@@ -78,10 +78,38 @@ def head_guidance_dims_from_fixture(agg: dict) -> dict:
     """``CATSegHead``'s guidance and decoder widths for a fixture's official aggregator."""
     return dict(text_guidance_channels=agg['text_guidance_dim'],
                 spatial_guidance_channels=agg['appearance_guidance_dim'],
-                guidance_proj_channels=agg['appearance_guidance_proj_dim'],
+                text_guidance_proj_channels=agg['text_guidance_proj_dim'],
+                spatial_guidance_proj_channels=agg['appearance_guidance_proj_dim'],
+                attention_type=agg.get('attention_type', 'linear'),
                 decoder_channels=tuple(agg['decoder_dims']),
                 decoder_guidance_channels=tuple(agg['decoder_guidance_dims']),
                 decoder_guidance_proj_channels=tuple(agg['decoder_guidance_proj_dims']))
+
+
+def image_encoder_from_fixture(config: dict, dense_residual: str, guidance_layers) -> dict:
+    """Our CLIP image encoder for a fixture: its arch, input size and VPT prompts (official
+    PROMPT_LENGTH and PROMPT_DEPTH, optional ``clip.prompt_length`` / ``clip.prompt_depth``)."""
+    clip = config['clip']
+    prompts = clip.get('prompt_length', 0)
+    return dict(type='CATSegCLIPImageEncoder', arch=clip_archs_from_fixture(clip)[0],
+                img_size=config['clip_resolution'][0], guidance_layers=tuple(guidance_layers),
+                dense_residual=dense_residual, vpt_prompts=prompts,
+                vpt_depth=clip['prompt_depth'] if prompts else None)
+
+
+# Official CLIP_FINETUNE (cat_seg_model.py) -> our finetune policy, release and v1; any other
+# value freezes CLIP. The release's "full" trains VPT prompts too, v1's "full_image" includes them.
+RELEASE_FINETUNE_POLICIES = {'attention': 'attention_qv', 'full': 'full_blocks', 'prompt': 'vpt'}
+V1_FINETUNE_POLICIES = {'attention': 'attention', 'full': 'full_image', 'prompt': 'vpt'}
+
+
+def finetune_policy_from_fixture(config: dict, policies: dict):
+    """Our finetune policy for a fixture's ``clip_finetune`` (default: the shipped "attention")."""
+    policy = policies.get(config.get('clip_finetune', 'attention'), 'frozen')
+    if policy == 'full_blocks' and config['clip'].get('prompt_length', 0):
+        from cat_seg.models.clip.finetune_policy import FINETUNE_POLICIES
+        return [*FINETUNE_POLICIES[policy], 'backbone.vpt_prompts']
+    return policy
 
 
 def preprocessor_from_fixture(config: dict) -> dict:
@@ -95,13 +123,11 @@ def catseg_config_from_fixture(config: dict) -> dict:
     """Our model config for the official hyper-parameters in a fixture's ``config.json``."""
     clip, agg = config['clip'], config['aggregator']
     up1, up2 = config['upsample1'], config['upsample2']
-    image_arch, text_arch = clip_archs_from_fixture(clip)
+    text_arch = clip_archs_from_fixture(clip)[1]
     return dict(
         type='CATSeg',
         data_preprocessor=preprocessor_from_fixture(config),
-        backbone=dict(type='CATSegCLIPImageEncoder', arch=image_arch,
-                      img_size=config['clip_resolution'][0],
-                      guidance_layers=tuple(config['layer_indexes']), dense_residual='cls'),
+        backbone=image_encoder_from_fixture(config, 'cls', config['layer_indexes']),
         text_encoder=dict(type='CATSegCLIPTextEncoder', arch=text_arch,
                           templates=list(config['prompt_templates']), synonym_rule='first'),
         guidance=dict(type='CATSegCLIPGuidance', in_channels=up1['in_channels'],
@@ -117,6 +143,7 @@ def catseg_config_from_fixture(config: dict) -> dict:
             test_pool_size=tuple(config['pooling_sizes']['whole_eval']),
             ignore_index=config['ignore_value'],
             loss_decode=dict(type='CATSegBCELoss', ignore_mode='negative')),
+        finetune_policy=finetune_policy_from_fixture(config, RELEASE_FINETUNE_POLICIES),
         pad_size_divisor=config['size_divisibility'],
         test_cfg=dict(mode='whole'))
 
@@ -208,11 +235,6 @@ def v1_parity_fixture_dirs() -> List[Path]:
     return dirs
 
 
-# Official CLIP_FINETUNE (cat_seg_model.py at ceaaad8) -> our finetune policy; any other value
-# freezes CLIP there.
-V1_FINETUNE_POLICIES = {'attention': 'attention', 'full': 'full_image', 'prompt': 'vpt'}
-
-
 def v1_guidance_backbone_config(backbone: dict) -> dict:
     """mmpretrain config of the official guidance backbone described by ``config.json``."""
     stages = [int(name[len('res'):]) - 2 for name in backbone['out_features']]
@@ -252,10 +274,7 @@ def v1_guidance_backbone_config(backbone: dict) -> dict:
 def v1_catseg_config_from_fixture(config: dict) -> dict:
     """Our paper-variant model config for the official v1 hyper-parameters in ``config.json``."""
     clip, agg, backbone = config['clip'], config['aggregator'], config['backbone']
-    if agg['text_guidance_proj_dim'] != agg['appearance_guidance_proj_dim']:
-        raise ValueError('CATSegHead has one guidance_proj_channels for text and appearance '
-                         f'guidance; this fixture has {agg}')
-    image_arch, text_arch = clip_archs_from_fixture(clip)
+    text_arch = clip_archs_from_fixture(clip)[1]
     # The official code freezes the backbone at SOLVER.BACKBONE_MULTIPLIER 0, and a parameter
     # named norm0 always; only the Swin backbone has one.
     frozen = ('*',) if config['solver']['backbone_multiplier'] == 0 else (
@@ -263,9 +282,7 @@ def v1_catseg_config_from_fixture(config: dict) -> dict:
     return dict(
         type='CATSeg',
         data_preprocessor=preprocessor_from_fixture(config),
-        backbone=dict(type='CATSegCLIPImageEncoder', arch=image_arch,
-                      img_size=config['clip_resolution'][0], guidance_layers=(),
-                      dense_residual='token'),
+        backbone=image_encoder_from_fixture(config, 'token', ()),
         text_encoder=dict(type='CATSegCLIPTextEncoder', arch=text_arch,
                           templates=list(config['prompt_templates']), synonym_rule='average'),
         guidance=dict(type='CATSegBackboneGuidance',
@@ -283,9 +300,29 @@ def v1_catseg_config_from_fixture(config: dict) -> dict:
             test_pool_size=tuple(config['pooling_sizes']['whole_eval']),
             ignore_index=config['ignore_value'],
             loss_decode=dict(type='CATSegBCELoss', ignore_mode='negative')),
-        finetune_policy=V1_FINETUNE_POLICIES.get(config['clip_finetune'], 'frozen'),
+        finetune_policy=finetune_policy_from_fixture(config, V1_FINETUNE_POLICIES),
         pad_size_divisor=config['size_divisibility'],
         test_cfg=dict(mode='whole'))
+
+
+# The CLIP models the official code names (CLIP_PRETRAINED), in a fixture's ``clip`` format:
+# OpenAI CLIP (clip/model.py build_model on the released weights) and open_clip's
+# ViT-H-14.json / ViT-bigG-14.json at force_image_size=336, as the v1 code loads them.
+_TEXT = dict(context_length=77, vocab_size=49408)
+OFFICIAL_CLIP = {
+    'ViT-B/16': dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
+                     vision_patch_size=16, transformer_width=512, transformer_layers=12, **_TEXT),
+    'ViT-L/14': dict(embed_dim=768, image_resolution=224, vision_layers=24, vision_width=1024,
+                     vision_patch_size=14, transformer_width=768, transformer_layers=12, **_TEXT),
+    'ViT-L/14@336px': dict(embed_dim=768, image_resolution=336, vision_layers=24,
+                           vision_width=1024, vision_patch_size=14, transformer_width=768,
+                           transformer_layers=12, **_TEXT),
+    'ViT-H': dict(embed_dim=1024, image_resolution=336, vision_layers=32, vision_width=1280,
+                  vision_patch_size=14, transformer_width=1024, transformer_layers=24, **_TEXT),
+    'ViT-G': dict(embed_dim=1280, image_resolution=336, vision_layers=48, vision_width=1664,
+                  vision_patch_size=14, vision_mlp_ratio=4.9231, transformer_width=1280,
+                  transformer_layers=32, **_TEXT),
+}
 
 
 def official_v1_state_dict(config: dict, device: str = 'meta') -> dict:
@@ -293,34 +330,9 @@ def official_v1_state_dict(config: dict, device: str = 'meta') -> dict:
     fixture README's "State-dict keys"), for the hyper-parameters of a ``config.json``-style
     dict: no model of ours is consulted. On the meta device by default (ViT-bigG is 7 GB)."""
     tensors = {}
-
-    def add(key, *shape, dtype=torch.float32):
-        tensors[key] = torch.empty(shape, dtype=dtype, device=device)
-
-    def norm(key, channels, names=('weight', 'bias')):
-        for name in names:
-            add(f'{key}.{name}', channels)
-
-    clip, agg = config['clip'], config['aggregator']
-    prefix = 'sem_seg_head.predictor.clip_model.'
-    _official_clip_blocks(add, norm, prefix + 'visual.', clip['vision_width'],
-                          clip['vision_layers'], clip.get('vision_mlp_ratio', 4.0))
-    width, patch = clip['vision_width'], clip['vision_patch_size']
-    add(prefix + 'visual.conv1.weight', width, 3, patch, patch)
-    add(prefix + 'visual.class_embedding', width)
-    add(prefix + 'visual.positional_embedding', (clip['image_resolution'] // patch) ** 2 + 1, width)
-    norm(prefix + 'visual.ln_pre', width)
-    norm(prefix + 'visual.ln_post', width)
-    add(prefix + 'visual.proj', width, clip['embed_dim'])
-    text = clip['transformer_width']
-    _official_clip_blocks(add, norm, prefix, text, clip['transformer_layers'],
-                          clip.get('transformer_mlp_ratio', 4.0))
-    add(prefix + 'token_embedding.weight', clip['vocab_size'], text)
-    add(prefix + 'positional_embedding', clip['context_length'], text)
-    norm(prefix + 'ln_final', text)
-    add(prefix + 'text_projection', text, clip['embed_dim'])
-    add(prefix + 'logit_scale')
-    _official_aggregator(add, norm, 'sem_seg_head.predictor.transformer.', agg)
+    add, norm = _tensor_adders(tensors, device)
+    _official_clip(add, norm, config['clip'], fused=True)
+    _official_aggregator(add, norm, 'sem_seg_head.predictor.transformer.', config['aggregator'])
     backbone = config['backbone']
     if backbone['name'] == 'build_resnet_backbone':
         _official_resnet(add, norm, 'backbone.', backbone)
@@ -329,11 +341,70 @@ def official_v1_state_dict(config: dict, device: str = 'meta') -> dict:
     return tensors
 
 
-def _official_clip_blocks(add, norm, prefix, width, layers, mlp_ratio):
+def official_release_state_dict(config: dict, device: str = 'meta') -> dict:
+    """:func:`official_v1_state_dict` for the CVPR release layout (``tests/data/catseg_parity``
+    README): split CLIP q/k/v, ``upsample1``/``upsample2`` guidance, padding parameters of class
+    aggregation when ``aggregator.pad_len`` > 0, VPT ``prompt_tokens`` when
+    ``clip.prompt_length`` > 0 (official third_party/model_vpt.py)."""
+    tensors = {}
+    add, norm = _tensor_adders(tensors, device)
+    _official_clip(add, norm, config['clip'], fused=False)
+    # The release builds the cost embedding for its templates (cat_seg_predictor.py).
+    aggregator = dict(config['aggregator'], prompt_channel=len(config['prompt_templates']))
+    _official_aggregator(add, norm, 'sem_seg_head.predictor.transformer.', aggregator)
+    for name in ('upsample1', 'upsample2'):
+        up = config[name]
+        add(name + '.weight', up['in_channels'], up['out_channels'], up['kernel_size'],
+            up['kernel_size'])
+        add(name + '.bias', up['out_channels'])
+    return tensors
+
+
+def _tensor_adders(tensors: dict, device: str):
+    """``add(key, *shape)`` and ``norm(key, channels)`` writing empty tensors into ``tensors``."""
+    def add(key, *shape, dtype=torch.float32):
+        tensors[key] = torch.empty(shape, dtype=dtype, device=device)
+
+    def norm(key, channels, names=('weight', 'bias')):
+        for name in names:
+            add(f'{key}.{name}', channels)
+    return add, norm
+
+
+def _official_clip(add, norm, clip, fused):
+    """Both CLIP towers; attention fused (v1, OpenAI's layout) or split into q/k/v (release)."""
+    prefix = 'sem_seg_head.predictor.clip_model.'
+    width, patch = clip['vision_width'], clip['vision_patch_size']
+    _official_clip_blocks(add, norm, prefix + 'visual.', width, clip['vision_layers'],
+                          clip.get('vision_mlp_ratio', 4.0), fused)
+    if clip.get('prompt_length', 0) > 0:
+        add(prefix + 'visual.transformer.prompt_tokens', clip['prompt_depth'],
+            clip['prompt_length'], width)
+    add(prefix + 'visual.conv1.weight', width, 3, patch, patch)
+    add(prefix + 'visual.class_embedding', width)
+    add(prefix + 'visual.positional_embedding', (clip['image_resolution'] // patch) ** 2 + 1, width)
+    norm(prefix + 'visual.ln_pre', width)
+    norm(prefix + 'visual.ln_post', width)
+    add(prefix + 'visual.proj', width, clip['embed_dim'])
+    text = clip['transformer_width']
+    _official_clip_blocks(add, norm, prefix, text, clip['transformer_layers'],
+                          clip.get('transformer_mlp_ratio', 4.0), fused)
+    add(prefix + 'token_embedding.weight', clip['vocab_size'], text)
+    add(prefix + 'positional_embedding', clip['context_length'], text)
+    norm(prefix + 'ln_final', text)
+    add(prefix + 'text_projection', text, clip['embed_dim'])
+    add(prefix + 'logit_scale')
+
+
+def _official_clip_blocks(add, norm, prefix, width, layers, mlp_ratio, fused):
     hidden = int(width * mlp_ratio)
     for i in range(layers):
         block = f'{prefix}transformer.resblocks.{i}.'
-        add(block + 'attn.in_proj_weight', 3 * width, width)
+        if fused:
+            add(block + 'attn.in_proj_weight', 3 * width, width)
+        else:
+            for name in ('q', 'k', 'v'):
+                add(f'{block}attn.{name}_proj_weight', width, width)
         add(block + 'attn.in_proj_bias', 3 * width)
         add(block + 'attn.out_proj.weight', width, width)
         add(block + 'attn.out_proj.bias', width)
@@ -346,23 +417,35 @@ def _official_clip_blocks(add, norm, prefix, width, layers, mlp_ratio):
 
 
 def _official_aggregator(add, norm, prefix, agg):
-    hidden, window = agg['hidden_dim'], agg['window_size']
+    """official model.py ``Aggregator``: a projection only for a guidance width above 0, the
+    shift mask only where the window is smaller than the grid, padding parameters only for
+    ``pad_len`` > 0 (release; v1 has none), two decoder stages."""
+    hidden = agg['hidden_dim']
     spatial, text = agg['appearance_guidance_proj_dim'], agg['text_guidance_proj_dim']
+    pad_len = agg.get('pad_len', 0)
 
     def linear(key, out_channels, in_channels):
         add(key + '.weight', out_channels, in_channels)
         add(key + '.bias', out_channels)
 
-    add(prefix + 'conv1.weight', hidden, agg['prompt_channel'], 7, 7)
-    add(prefix + 'conv1.bias', hidden)
-    add(prefix + 'guidance_projection.0.weight', spatial, agg['appearance_guidance_dim'], 3, 3)
-    add(prefix + 'guidance_projection.0.bias', spatial)
-    linear(prefix + 'text_guidance_projection.0', text, agg['text_guidance_dim'])
-    for i, (channels, proj) in enumerate(zip(agg['decoder_guidance_dims'],
-                                             agg['decoder_guidance_proj_dims'])):
-        add(f'{prefix}decoder_guidance_projection.{i}.0.weight', proj, channels, 3, 3)
-        add(f'{prefix}decoder_guidance_projection.{i}.0.bias', proj)
-    windows = (agg['feature_resolution'][0] // window) * (agg['feature_resolution'][1] // window)
+    def conv(key, out_channels, in_channels, size):
+        add(key + '.weight', out_channels, in_channels, size, size)
+        add(key + '.bias', out_channels)
+
+    conv(prefix + 'conv1', hidden, agg['prompt_channel'], 7)
+    if agg['appearance_guidance_dim'] > 0:
+        conv(prefix + 'guidance_projection.0', spatial, agg['appearance_guidance_dim'], 3)
+    if agg['text_guidance_dim'] > 0:
+        linear(prefix + 'text_guidance_projection.0', text, agg['text_guidance_dim'])
+    if agg['decoder_guidance_dims'][0] > 0:
+        for i, (channels, proj) in enumerate(zip(agg['decoder_guidance_dims'],
+                                                 agg['decoder_guidance_proj_dims'])):
+            conv(f'{prefix}decoder_guidance_projection.{i}.0', proj, channels, 3)
+    # SwinTransformerBlock: a grid no larger than the window is one unshifted window.
+    grid = agg['feature_resolution']
+    window = min(agg['window_size'], *grid)
+    shifted = min(grid) > agg['window_size'] and agg['window_size'] // 2 > 0
+    windows = (grid[0] // window) * (grid[1] // window)
     for layer in range(agg['num_layers']):
         swin = f'{prefix}layers.{layer}.swin_block.'
         for block in ('block_1', 'block_2'):
@@ -375,9 +458,15 @@ def _official_aggregator(add, norm, prefix, agg):
             linear(key + '.attn.proj', hidden, hidden)
             linear(key + '.mlp.fc1', 4 * hidden, hidden)
             linear(key + '.mlp.fc2', hidden, 4 * hidden)
-        add(swin + 'block_2.attn_mask', windows, window ** 2, window ** 2)
-        norm(swin + 'guidance_norm', spatial)
+        if shifted:
+            add(swin + 'block_2.attn_mask', windows, window ** 2, window ** 2)
+        if spatial > 0:
+            norm(swin + 'guidance_norm', spatial)
         attention = f'{prefix}layers.{layer}.attention.'
+        if pad_len > 0:
+            add(attention + 'padding_tokens', 1, 1, hidden)
+            if text > 0:
+                add(attention + 'padding_guidance', 1, 1, text)
         for name in ('q', 'k'):
             linear(f'{attention}attention.{name}', hidden, hidden + text)
         linear(attention + 'attention.v', hidden, hidden)
@@ -386,17 +475,17 @@ def _official_aggregator(add, norm, prefix, agg):
         norm(attention + 'norm1', hidden)
         norm(attention + 'norm2', hidden)
     channels = hidden
-    for i, (out, proj) in enumerate(zip(agg['decoder_dims'], agg['decoder_guidance_proj_dims'])):
+    for i in range(2):   # decoder1, decoder2: the official decoder has two stages
+        out, proj = agg['decoder_dims'][i], agg['decoder_guidance_proj_dims'][i]
         up = f'{prefix}decoder{i + 1}.'
-        add(up + 'up.weight', channels, channels - proj, 2, 2)
+        add(up + 'up.weight', channels, channels - proj, 2, 2)   # ConvTranspose2d: (in, out)
         add(up + 'up.bias', channels - proj)
         add(up + 'conv.double_conv.0.weight', out, channels, 3, 3)
         norm(up + 'conv.double_conv.1', out)
         add(up + 'conv.double_conv.3.weight', out, out, 3, 3)
         norm(up + 'conv.double_conv.4', out)
         channels = out
-    add(prefix + 'head.weight', 1, channels, 3, 3)
-    add(prefix + 'head.bias', 1)
+    conv(prefix + 'head', 1, channels, 3)
 
 
 def _official_resnet(add, norm, prefix, backbone):
@@ -426,7 +515,8 @@ def _official_swin(add, norm, prefix, backbone):
     dims, window, patch = backbone['embed_dim'], backbone['window_size'], backbone['patch_size']
     add(prefix + 'patch_embed.proj.weight', dims, 3, patch, patch)
     add(prefix + 'patch_embed.proj.bias', dims)
-    norm(prefix + 'patch_embed.norm', dims)
+    if backbone.get('patch_norm', True):   # MODEL.SWIN defaults (add_cat_seg_config)
+        norm(prefix + 'patch_embed.norm', dims)
     hidden_ratio, stages = backbone['mlp_ratio'], len(backbone['depths'])
     for i, (depth, heads) in enumerate(zip(backbone['depths'], backbone['num_heads'])):
         for j in range(depth):
@@ -437,7 +527,8 @@ def _official_swin(add, norm, prefix, backbone):
             add(block + 'attn.relative_position_index', window ** 2, window ** 2,
                 dtype=torch.int64)
             add(block + 'attn.qkv.weight', 3 * dims, dims)
-            add(block + 'attn.qkv.bias', 3 * dims)
+            if backbone.get('qkv_bias', True):
+                add(block + 'attn.qkv.bias', 3 * dims)
             add(block + 'attn.proj.weight', dims, dims)
             add(block + 'attn.proj.bias', dims)
             add(block + 'mlp.fc1.weight', int(dims * hidden_ratio), dims)

@@ -13,25 +13,11 @@ from cat_seg.weights.checkpoint import convert_official_state_dict
 from cat_seg.weights.meta_device import parameters_on_meta
 from cat_seg.models import CATSegFrozenBatchNorm2d
 from cat_seg.models.clip.prompt_templates import PROMPT_TEMPLATES
-from catseg_testing import DEFAULT_V1_PARITY_DIRS, REPO_ROOT, official_v1_state_dict
+from catseg_testing import DEFAULT_V1_PARITY_DIRS, OFFICIAL_CLIP as CLIP, REPO_ROOT, \
+    official_v1_state_dict
 
 PAPER = REPO_ROOT / 'configs' / 'paper'
 
-# OpenAI CLIP (clip/model.py build_model on the released weights) and open_clip's
-# ViT-H-14.json / ViT-bigG-14.json at force_image_size=336, as the v1 code loads them.
-_TEXT = dict(context_length=77, vocab_size=49408)
-CLIP = {
-    'ViT-B/16': dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
-                     vision_patch_size=16, transformer_width=512, transformer_layers=12, **_TEXT),
-    'ViT-L/14@336px': dict(embed_dim=768, image_resolution=336, vision_layers=24,
-                           vision_width=1024, vision_patch_size=14, transformer_width=768,
-                           transformer_layers=12, **_TEXT),
-    'ViT-H': dict(embed_dim=1024, image_resolution=336, vision_layers=32, vision_width=1280,
-                  vision_patch_size=14, transformer_width=1024, transformer_layers=24, **_TEXT),
-    'ViT-G': dict(embed_dim=1280, image_resolution=336, vision_layers=48, vision_width=1664,
-                  vision_patch_size=14, vision_mlp_ratio=4.9231, transformer_width=1280,
-                  transformer_layers=32, **_TEXT),
-}
 # configs/vitb_r101_384.yaml and configs/vitl_swinb_384.yaml at ceaaad8; ViT-H/G change only the
 # CLIP and TEXT_GUIDANCE_DIM (official README at ceaaad8, "Training script").
 _AGGREGATOR = dict(text_guidance_proj_dim=128, appearance_guidance_proj_dim=128,
