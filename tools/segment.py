@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.apis import CATSegInferencer, ImageFailure, load_rgb
-from cat_seg.apis.collection import CollectionImage, ImageOutputs, list_collection, shard
+from cat_seg.apis.collection import (SUMMARY_FILE, CollectionImage, ImageOutputs,
+                                     list_collection, shard)
 from cat_seg.apis.collection_ranks import (OverallProgress, ShardReport, gather_summary,
                                            write_summary)
 from cat_seg.apis.inferencer import IMAGE_ERRORS
@@ -33,8 +34,6 @@ from cat_seg.cli import (add_inference_arguments, add_vocabulary_arguments,
                          check_inference_arguments, check_launcher_variables, check_writable,
                          exit_tool, main_guard)
 from cat_seg.vocabulary import read_vocabulary
-
-SUMMARY_FILE = 'summary.json'
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -57,9 +57,11 @@ def test_a_file_list_keeps_relative_places(tmp_path):
     (['photos', 'more/a.png'], 'out', "'.*/photos/a.png' and '.*/more/a.png' would write the "
      'same outputs \\(a_labels.png, ...\\)'),
     (['empty'], 'out', "no images found in \\['.*/empty'\\]"),
+    (['more/summary.png'], 'out', "'.*/more/summary.png' would write summary.json, the name of "
+     "the run's summary in the output directory; move it into a subdirectory or rename it"),
 ])
 def test_unusable_collections_are_refused(tmp_path, inputs, out, message):
-    touch_images(tmp_path, ['photos/a.png', 'more/a.png'])
+    touch_images(tmp_path, ['photos/a.png', 'more/a.png', 'more/summary.png'])
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ValueError, match=message):
         list_collection([str(tmp_path / i) for i in inputs], tmp_path / out)

@@ -20,7 +20,8 @@ from mmseg.registry import MODELS
 from PIL import Image
 from test_slurm import cluster, run_slurm_script  # noqa: F401  (cluster: the stand-in srun)
 
-from catseg_testing import REPO_ROOT, TINY_CONFIG, free_port, tiny_model_config
+from catseg_testing import (REPO_ROOT, TINY_CONFIG, assert_labels_are_an_argmax, free_port,
+                            tiny_model_config)
 
 TOOLS = REPO_ROOT / 'tools'
 VOCAB = 'sky, grass, road; street'
@@ -231,8 +232,8 @@ def test_a_file_list_with_probabilities_and_overlays(collection, tmp_path):
     assert (out / f'{stem(1)}_labels.png').read_bytes() == reference[f'{stem(1)}_labels.png']
     with np.load(out / f'{name}_probs.npz') as saved:
         assert saved['probs'].dtype == np.float16
-        labels = np.asarray(Image.open(out / f'{name}_labels.png'))
-        assert saved['probs'].shape == (3, *labels.shape)
+        assert_labels_are_an_argmax(saved['probs'],
+                                    np.asarray(Image.open(out / f'{name}_labels.png')))
         assert saved['vocabulary'].tolist() == ['sky', 'grass', 'road; street']
     status, log = finish(start([sys.executable, TOOLS / 'segment.py', listing, *options,
                                 '--out', out], root))

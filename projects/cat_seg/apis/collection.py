@@ -17,6 +17,8 @@ from .inferencer import Segmentation, save_segmentation
 OUTPUT_SUFFIXES = {'labels': '_labels.png', 'overlay': '_overlay.png', 'probs': '_probs.npz',
                    'summary': '.json'}
 OPTIONAL_OUTPUTS = ('overlay', 'probs')
+# The run's summary in the output directory (``collection_ranks.write_summary``).
+SUMMARY_FILE = 'summary.json'
 # Inputs read as lists of image paths, one a line.
 LIST_SUFFIXES = ('.txt',)
 
@@ -77,7 +79,7 @@ def list_collection(inputs: Sequence[str], out_dir: Path) -> List[CollectionImag
 
     Raises:
         ValueError: No images; ``out_dir`` inside an input directory; two images whose outputs
-            would share a name (naming both).
+            would share a name (naming both), or one whose outputs would be the run's summary.
     """
     images, out_dir = [], out_dir.resolve()
     for item in map(Path, inputs):
@@ -91,6 +93,10 @@ def list_collection(inputs: Sequence[str], out_dir: Path) -> List[CollectionImag
     owners = {}
     for image in images:
         stem = image.relative.with_suffix('').as_posix()
+        if f'{stem}{OUTPUT_SUFFIXES["summary"]}' == SUMMARY_FILE:
+            raise ValueError(f'{str(image.path)!r} would write {SUMMARY_FILE}, the name of the '
+                             'run\'s summary in the output directory; move it into a '
+                             'subdirectory or rename it')
         if stem in owners:
             raise ValueError(f'{str(owners[stem])!r} and {str(image.path)!r} would write the same '
                              f'outputs ({stem}{OUTPUT_SUFFIXES["labels"]}, ...); rename one or '
