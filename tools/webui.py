@@ -7,7 +7,9 @@ Open http://127.0.0.1:7860, upload an image, type classes as for ``tools/demo.py
 ("sky, tree, person; human": commas between classes, semicolons between synonyms), pick the
 inference mode and press Segment: the overlay with its legend, the classes present with their
 shares, and the label PNG and JSON summary to download (those of ``tools/demo.py``). Without
-CHECKPOINT the config's released weights are used, as by ``make demo``. The app listens on
+CHECKPOINT the config's released weights are used, as by ``make demo``. A vocabulary may have up
+to --max-classes classes (default 1000: A-847's fits; time and memory grow with the count). The
+app listens on
 127.0.0.1 only, loads nothing from the internet and sends no analytics. Needs the ``webui`` extra
 (``pip install -e '.[webui]'``).
 
@@ -48,6 +50,8 @@ TABLE_HEADERS = ['class', 'share', 'pixels']
 API_DESCRIPTION = ('Segment an image over a vocabulary ("sky, tree, person; human"); mode "slide" '
                    '(default) or "whole". Returns the overlay and the JSON summary of '
                    'tools/demo.py.')
+# A-847, the largest benchmark vocabulary, fits; a request's time and memory grow with the count.
+DEFAULT_MAX_CLASSES = 1000
 
 
 class SegmentationApp:
@@ -61,15 +65,19 @@ class SegmentationApp:
         text_cache_dir (str, optional): Text embeddings kept between runs (see
             ``CATSegInferencer``). None keeps them in memory only.
         opacity (float): Weight of the class colours in the overlay. Defaults to 0.5.
+        max_classes (int): Longer vocabularies are refused with a message. Defaults to
+            ``DEFAULT_MAX_CLASSES``.
     """
 
     def __init__(self, config: str, checkpoint: str, device: str = 'cpu',
-                 text_cache_dir: Optional[str] = str(DEFAULT_TEXT_CACHE), opacity: float = 0.5):
+                 text_cache_dir: Optional[str] = str(DEFAULT_TEXT_CACHE), opacity: float = 0.5,
+                 max_classes: int = DEFAULT_MAX_CLASSES):
         self.inferencer = CATSegInferencer(config, checkpoint, device, 'slide', text_cache_dir)
         # The model reads test_cfg at every prediction: one model serves both modes.
         slide = dict(self.inferencer.model.test_cfg)
         self.test_cfgs = {'slide': slide, 'whole': dict(slide, mode='whole')}
         self.opacity = opacity
+        self.max_classes = max_classes
         self.outputs = tempfile.TemporaryDirectory(prefix='catseg_webui_')
 
     def segment(self, image: Optional[dict], vocabulary: Optional[str],
@@ -81,14 +89,18 @@ class SegmentationApp:
             holding them with the label PNG.
 
         Raises:
-            gr.Error: No image, an unreadable one, an empty vocabulary or an unknown mode; the
-                page shows the message.
+            gr.Error: No image, an unreadable one, an empty vocabulary, one over the class limit
+                or an unknown mode; the page shows the message.
         """
         if not image or not image.get('path'):
             raise page_error('no image: upload one (JPEG, PNG, WebP, TIFF, BMP or GIF) first')
         if mode not in self.test_cfgs:
             raise page_error(f'mode {mode!r} is not one of {list(self.test_cfgs)}')
         classes = page_vocabulary(vocabulary or '')
+        if len(classes) > self.max_classes:
+            raise page_error(f'the vocabulary has {len(classes)} classes, more than the limit of '
+                             f'{self.max_classes} this app was started with; name fewer, or '
+                             f'restart it with --max-classes {len(classes)} (or more)')
         name = image.get('orig_name') or Path(image['path']).name
         if Path(image['path']).is_dir():   # segment_each would segment the images inside
             raise page_error(f'{name}: a directory, not an image file')
@@ -122,7 +134,8 @@ class SegmentationApp:
                                      elem_id='image')
                     vocabulary = gr.Textbox(
                         label='Vocabulary', placeholder='sky, tree, person; human',
-                        info='Classes separated by commas; synonyms of a class by semicolons.',
+                        info='Classes separated by commas; synonyms of a class by semicolons; '
+                        f'at most {self.max_classes} classes.',
                         elem_id='vocabulary')
                     mode = gr.Radio([(text, key) for key, text in MODES.items()], value='slide',
                                     label='Mode', elem_id='mode')
@@ -177,6 +190,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', nargs='?', help='our or an official checkpoint, a path or '
                         'a URL; default: the released weights of CONFIG (as make demo)')
     parser.add_argument('--port', type=int, default=7860, help='port on 127.0.0.1')
+    parser.add_argument('--max-classes', type=int, default=DEFAULT_MAX_CLASSES,
+                        help='longest vocabulary a request may have (default: %(default)s)')
     add_inference_arguments(parser)
     return parser.parse_args(argv)
 
@@ -184,9 +199,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     with main_guard(args.debug):
+        if args.max_classes < 1:
+            raise ValueError(f'--max-classes {args.max_classes} must be a positive number of '
+                             'classes')
         checkpoint = check_inference_arguments(args)
         app = SegmentationApp(args.config, checkpoint, args.device, args.text_cache or None,
-                              args.opacity)
+                              args.opacity, args.max_classes)
     app.blocks().launch(server_name='127.0.0.1', server_port=args.port, show_error=True)
     return 0
 

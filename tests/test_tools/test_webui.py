@@ -181,6 +181,11 @@ def test_segment_endpoint_for_gradio_client(server, tmp_path):
         client.predict(handle_file(str(tmp_path / 'notes.jpg')), VOCAB, api_name='/segment')
     with pytest.raises(AppError, match='the vocabulary is empty'):
         client.predict(handle_file(str(PHOTO)), ' , ; ', api_name='/segment')
+    too_many = ', '.join(f'class {i}' for i in range(1001))     # the default limit is 1000
+    with pytest.raises(AppError, match='the vocabulary has 1001 classes, more than the limit of '
+                       '1000 this app was started with; name fewer, or restart it with '
+                       r'--max-classes 1001 \(or more\)'):
+        client.predict(handle_file(str(PHOTO)), too_many, api_name='/segment')
     whole, again = client.predict(handle_file(str(PHOTO)), VOCAB, 'whole', api_name='/segment')
     assert sum(c['share'] for c in again['present']) == pytest.approx(1)
     assert 'weights: file://' in log.read_text()     # the default weights, as make demo
@@ -238,6 +243,18 @@ def test_duplicate_classes_are_removed_with_a_warning(webui, app):
     assert summary['vocabulary'] == ['sky', 'flag']
 
 
+def test_the_class_limit_counts_distinct_classes(app, monkeypatch):
+    import gradio as gr
+    monkeypatch.setattr(app, 'max_classes', 2)
+    with pytest.warns(UserWarning, match='duplicate class names removed'):
+        _, summary, _ = app.segment(upload(PHOTO), 'sky, flag; banner, sky', 'whole')
+    assert summary['vocabulary'] == ['sky', ['flag', 'banner']]
+    with pytest.raises(gr.Error, match='the vocabulary has 3 classes, more than the limit of 2 '
+                       'this app was started with; name fewer, or restart it with '
+                       r'--max-classes 3 \(or more\)'):
+        app.segment(upload(PHOTO), 'sky, flag, person', 'whole')
+
+
 @pytest.mark.parametrize('content,vocabulary,mode,message', [
     (None, VOCAB, 'whole', 'no image: upload one'),
     (b'', VOCAB, 'whole', r'upload.jpg: empty file \(0 bytes\)'),
@@ -269,6 +286,7 @@ def test_bad_requests_raise_a_message_for_the_page(webui, app, tmp_path, content
     (['{config}', '{tmp}/model_base.pth'], "no checkpoint at '.*model_base.pth'"),
     (['{tmp}/missing.py'], "config file '.*missing.py' does not exist"),
     (['{config}'], 'has no released weights'),     # a config without a metafile entry
+    (['{config}', '--max-classes', '0'], '--max-classes 0 must be a positive number of classes'),
 ])
 def test_unusable_arguments_exit_2(webui, model_files, tmp_path, monkeypatch, capsys, extra,
                                    message):
