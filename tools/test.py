@@ -18,6 +18,7 @@ import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.comp
 from cat_seg.datasets.pairing import check_test_data
 from cat_seg.weights.checkpoint import load_checkpoint_into
 from cat_seg.cli import add_runner_arguments, exit_tool, load_runner_config, main_guard
+from cat_seg.configs import mode_test_cfg
 from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
@@ -52,7 +53,7 @@ def apply_benchmark(cfg: Config, path: str, keep_test_cfg: bool = False) -> None
     cfg.test_dataloader = benchmark.test_dataloader
     cfg.test_evaluator = benchmark.test_evaluator
     if not keep_test_cfg:
-        cfg.model.test_cfg = benchmark.sliding_test_cfg
+        cfg.model.test_cfg = mode_test_cfg('slide')
 
 
 def build_config(args: argparse.Namespace) -> Config:

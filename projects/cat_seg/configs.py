@@ -36,6 +36,14 @@ def sliding_test_cfg() -> dict:
     return Config.fromfile(str(path)).sliding_test_cfg.to_dict()
 
 
+def mode_test_cfg(mode: str) -> dict:
+    """``model.test_cfg`` of an inference ``mode``: 'slide' is the official sliding-window
+    protocol (:func:`sliding_test_cfg`), 'whole' one view per image."""
+    if mode not in ('whole', 'slide'):
+        raise ValueError(f"mode={mode!r} is not one of ['whole', 'slide']")
+    return sliding_test_cfg() if mode == 'slide' else dict(mode='whole')
+
+
 def model_config(path: str, mode: Optional[str] = None, cfg_options: Optional[dict] = None):
     """The ``model`` of config file ``path`` with ``cfg_options`` merged, inferring in ``mode``:
     'whole', 'slide' (the official sliding-window protocol) or None (as configured)."""
@@ -44,7 +52,7 @@ def model_config(path: str, mode: Optional[str] = None, cfg_options: Optional[di
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if mode is not None:
-        cfg.model.test_cfg = sliding_test_cfg() if mode == 'slide' else dict(mode='whole')
+        cfg.model.test_cfg = mode_test_cfg(mode)
     return cfg.model
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cat_seg.models.head.class_aggregation import ClassAggregation
-from cat_seg.models.execution import resolve_execution
+from cat_seg.models.execution import EXECUTION_PLANS, resolve_execution
 from catseg_testing import raw_batch
 
 
@@ -116,10 +116,11 @@ def test_plans_give_the_same_loss_and_gradients(tiny_catseg, num_classes):
 
 
 @pytest.mark.parametrize('num_classes', [256, 847])
-@pytest.mark.parametrize('cpu', [False, True])
-def test_class_aggregation_in_float16_stays_finite_and_close(num_classes, cpu):
+@pytest.mark.parametrize('execution', ['plain', 'cpu'])
+def test_class_aggregation_in_float16_stays_finite_and_close(num_classes, execution):
     """Large activations summed over hundreds of classes would overflow float16 (max 65504);
     the attention's sums are means, so half precision stays close to float32."""
+    plan = EXECUTION_PLANS[execution]
     torch.manual_seed(0)
     layer = ClassAggregation(32, 16, num_heads=2, pad_len=256)
     torch.nn.init.normal_(layer.padding_tokens)
@@ -130,11 +131,11 @@ def test_class_aggregation_in_float16_stays_finite_and_close(num_classes, cpu):
     x = 30 * torch.randn(1, num_classes, 2, 3, 32)
     guidance = 5 * torch.randn(1, num_classes, 16)
     with torch.no_grad():
-        expected = layer(x, guidance, (1, 1), cpu=cpu)
+        expected = layer(x, guidance, (1, 1), plan=plan)
         y, text = layer.norm1(x.flatten(2, 3)), guidance[:, :, None]
         k = layer._heads(layer.attn.k(y, text)).half()
         v = layer._heads(layer.attn.v(y)).half()
-        half = layer.half()(x.half(), guidance.half(), (1, 1), cpu=cpu).float()
+        half = layer.half()(x.half(), guidance.half(), (1, 1), plan=plan).float()
     # The plain sum of key-value products over the classes would overflow in float16.
     assert not torch.isfinite(torch.einsum('btpnd,btpne->bpnde', k, v)).all()
     assert torch.isfinite(half).all()

@@ -16,7 +16,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..weights.checkpoint import fetch_checkpoint, load_checkpoint_into
-from ..configs import sliding_test_cfg
+from ..configs import mode_test_cfg
 from ..datasets.loading import save_label_map
 from ..models.segmentor.patch_inference import patch_logits
 from ..vocabulary import class_label, json_vocabulary
@@ -184,7 +184,7 @@ class CATSegInferencer:
         checkpoint = checkpoint or released_weights_url(cfg.filename)
         fetch_checkpoint(checkpoint)   # a download fails before the model is built, not after
         if mode is not None:
-            cfg.model.test_cfg = sliding_test_cfg() if mode == 'slide' else dict(mode='whole')
+            cfg.model.test_cfg = mode_test_cfg(mode)
         # By default only the argmax and class means: no (T, H, W) probabilities at full size.
         cfg.model.test_cfg = dict(cfg.model.test_cfg, return_probs=False)
         self.model = MODELS.build(cfg.model)

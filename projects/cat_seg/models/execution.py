@@ -1,12 +1,82 @@
-"""Execution plans: how a CAT-Seg model runs its operations, chosen per call from the device.
+"""Execution plans: how a CAT-Seg model runs its operations, and the class chunking they share.
 
-- ``'plain'``: the paper's operations, every class and view in one batch, as the official code
-  runs them; few, large kernels suit GPUs, where each operation costs a launch.
-- ``'cpu'``: the same function computed in cache-sized steps with fused kernels and in-place
-  buffers (``cpu_execution.py``), which suits a few CPU cores.
-- ``'auto'``: ``'cpu'`` for CPU tensors, ``'plain'`` on every other device.
+A plan is a frozen set of choices read by each module's one ``forward``; every choice computes
+the same function (equal up to float rounding), only the order and size of the operations
+change. ``PLAIN_PLAN`` has every field at its default: each module then reads as the paper, all
+classes and views in one batch (few, large kernels, what a GPU wants). ``CPU_PLAN`` turns on the
+cache-sized steps, fused kernels and in-place buffers of ``fast_paths.py``, which suit a few CPU
+cores; measurements behind each budget: docs/performance.md. ``'auto'`` picks the cpu plan for
+CPU tensors and the plain plan on every other device, once per call (``CATSeg``).
 """
-EXECUTION_PLANS = ('plain', 'cpu')
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """What the modules do beyond the paper's operations; the defaults do nothing extra.
+
+    Attributes:
+        class_chunk_bytes (int, optional): Working set of one class chunk of the per-class
+            stages (cost embedding, spatial aggregation): with ``class_chunk_size='auto'``, as
+            many classes at a time as fit. None: the head's own long-vocabulary chunking only.
+        decoder_chunk_bytes (int, optional): The same for one chunk's last decoder stage.
+        class_step_tokens (int, optional): Tokens per class-aggregation step with
+            ``class_chunk_size='auto'`` (every class of a few pixels). None: as the chunks.
+        in_place_above_bytes (int, optional): Cost embeddings larger than this are updated in
+            place without autograd (one copy of them in memory, not three). None: never.
+        window_ordered_tokens (bool): Spatial aggregation permutes the tokens once per block
+            into its window order instead of rolling and partitioning q, k, v and the output.
+        fused_upsampling (bool): Each decoder stage runs its transposed convolution and first
+            3x3 convolution as one 2x2 convolution (``fast_paths.fuse_upsampling``).
+        exp_elu (bool): elu(x) + 1 computed as exp(min(x, 0)) + max(x, 0) (CPU ELU is scalar).
+        mlp_rows_per_step (int, optional): MLPs without autograd run this many tokens at a time
+            with the activation in place. None: one call.
+        merge_classes (int, optional): Classes whose sliding-window views are merged at a time.
+            None: all classes.
+        per_class_argmax (bool): Without probabilities at the original size
+            (``return_probs=False``), upsample class by class into a running argmax.
+    """
+
+    class_chunk_bytes: Optional[int] = None
+    decoder_chunk_bytes: Optional[int] = None
+    class_step_tokens: Optional[int] = None
+    in_place_above_bytes: Optional[int] = None
+    window_ordered_tokens: bool = False
+    fused_upsampling: bool = False
+    exp_elu: bool = False
+    mlp_rows_per_step: Optional[int] = None
+    merge_classes: Optional[int] = None
+    per_class_argmax: bool = False
+
+    def in_place(self, x: Tensor) -> bool:
+        """Whether a buffer the caller owns is large enough to be updated in place."""
+        return (self.in_place_above_bytes is not None and not torch.is_grad_enabled()
+                and x.numel() * x.element_size() > self.in_place_above_bytes)
+
+
+PLAIN_PLAN = ExecutionPlan()
+CPU_PLAN = ExecutionPlan(
+    # glibc serves smaller blocks from a reused heap; larger ones are mapped afresh and
+    # page-faulted at every call.
+    class_chunk_bytes=32 * 2 ** 20,
+    # One chunk's last-stage decoder maps stay within the L3 cache the convolutions stream.
+    decoder_chunk_bytes=12 * 2 ** 20,
+    # Every class of a few pixels: a (tokens, C) tile in L2/L3.
+    class_step_tokens=4096,
+    in_place_above_bytes=512 * 2 ** 20,
+    window_ordered_tokens=True,
+    fused_upsampling=True,
+    exp_elu=True,
+    # The hidden layer stays cache- and heap-resident instead of being streamed.
+    mlp_rows_per_step=2048,
+    # No 640x640 maps of every class at once.
+    merge_classes=64,
+    per_class_argmax=True)
+EXECUTION_PLANS = {'plain': PLAIN_PLAN, 'cpu': CPU_PLAN}
 EXECUTION_CHOICES = (*EXECUTION_PLANS, 'auto')
 
 
@@ -18,7 +88,50 @@ def check_execution(name: str) -> str:
 
 
 def resolve_execution(name: str, device_type: str) -> str:
-    """The plan that ``name`` means for tensors on ``device_type`` ('cpu', 'cuda', ...)."""
+    """The plan name that ``name`` means for tensors on ``device_type`` ('cpu', 'cuda', ...)."""
     if check_execution(name) != 'auto':
         return name
     return 'cpu' if device_type == 'cpu' else 'plain'
+
+
+def execution_plan(name: str, device_type: str = 'cpu') -> ExecutionPlan:
+    """The :class:`ExecutionPlan` of ``name`` ('plain', 'cpu' or 'auto') on ``device_type``."""
+    return EXECUTION_PLANS[resolve_execution(name, device_type)]
+
+
+# ----------------------------------------------------------------------------- class chunks
+def class_chunks(num_classes: int, size: Optional[int] = None) -> List[slice]:
+    """Slices of at most ``size`` (None: all) consecutive indices covering
+    ``range(num_classes)``."""
+    size = size or num_classes
+    return [slice(start, start + size) for start in range(0, num_classes, size)]
+
+
+def chunk_of(x: Tensor, chunk: slice) -> Tensor:
+    """Classes ``chunk`` of x (B, T, ...) as a contiguous (B, t, ...) tensor.
+
+    With several views the slice is strided across images; a contiguous copy lets (B, t) flatten
+    as a view, so the convolutions get channels-last input, oneDNN's fast layout.
+    """
+    return x[:, chunk].contiguous()
+
+
+def concat_classes(parts: Sequence[Tensor], dim: int = 1) -> Tensor:
+    """``parts`` concatenated along the class axis; a single part as it is (no copy)."""
+    return parts[0] if len(parts) == 1 else torch.cat(list(parts), dim=dim)
+
+
+def map_chunks(x: Tensor, chunks: Sequence[slice], fn: Callable[[Tensor], Tensor],
+               in_place: bool = False) -> Tensor:
+    """``fn`` of each class chunk of x (B, T, ...), concatenated along T; one chunk: ``fn(x)``.
+
+    With ``in_place`` (no gradient recorded), the results overwrite x instead, for a caller that
+    owns x and whose ``fn`` maps each class independently.
+    """
+    if in_place:
+        for chunk in chunks:
+            x[:, chunk] = fn(chunk_of(x, chunk))
+        return x
+    if len(chunks) == 1:
+        return fn(x)
+    return torch.cat([fn(chunk_of(x, chunk)) for chunk in chunks], dim=1)

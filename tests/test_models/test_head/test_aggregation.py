@@ -1,13 +1,15 @@
 """Cost volume, spatial and class aggregation, decoder and head at tiny dimensions."""
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from cat_seg.models.head import catseg_head
 from cat_seg.models.head.catseg_head import CATSegHead, CATSegHeadInputs
 from cat_seg.models.head.class_aggregation import ClassAggregation
 from cat_seg.models.head.cost_volume import cosine_cost, select_classes
-from cat_seg.models.cpu_execution import elu_plus_one, reorder, token_reorder, window_order
+from cat_seg.models.execution import CPU_PLAN, EXECUTION_PLANS, PLAIN_PLAN
+from cat_seg.models.fast_paths import elu_plus_one, reorder, token_reorder, window_order
 from cat_seg.models.head.guidance import Guidance
 from cat_seg.models.head.spatial_aggregation import (SpatialAggregation, shifted_window_mask,
                                                 window_merge, window_partition)
@@ -66,8 +68,9 @@ def test_head_is_class_permutation_equivariant(head, execution):
     inputs = head_inputs(classes=4)
     order = torch.tensor([2, 0, 3, 1])
     with torch.no_grad():
-        logits = head(inputs, execution)
-        permuted = head(inputs._replace(text_embeds=inputs.text_embeds[:, order]), execution)
+        logits = head(inputs, EXECUTION_PLANS[execution])
+        permuted = head(inputs._replace(text_embeds=inputs.text_embeds[:, order]),
+                        EXECUTION_PLANS[execution])
     torch.testing.assert_close(permuted, logits[:, order], atol=1e-5, rtol=1e-5)
 
 
@@ -109,15 +112,15 @@ def explicit_padding_reference(layer, x, guidance):
     return x + tokens.permute(0, 3, 1, 2, 4)[:, :classes]
 
 
-@pytest.mark.parametrize('cpu', [False, True])
-def test_counted_padding_equals_materialised_padding(cpu):
+@pytest.mark.parametrize('execution', ['plain', 'cpu'])
+def test_counted_padding_equals_materialised_padding(execution):
     torch.manual_seed(0)
     layer = ClassAggregation(16, 8, num_heads=2, pad_len=7)
     torch.nn.init.normal_(layer.padding_tokens)
     torch.nn.init.normal_(layer.padding_guidance)
     x, guidance = torch.randn(2, 3, 4, 5, 16), torch.randn(2, 3, 8)
     with torch.no_grad():
-        torch.testing.assert_close(layer(x, guidance, (1, 1), cpu=cpu),
+        torch.testing.assert_close(layer(x, guidance, (1, 1), plan=EXECUTION_PLANS[execution]),
                                    explicit_padding_reference(layer, x, guidance),
                                    atol=1e-5, rtol=1e-5)
 
@@ -160,9 +163,9 @@ def test_spatial_aggregation_rejects_grids_the_window_does_not_divide():
         block(torch.randn(1, 2, 8, 10, 16), torch.randn(1, 8, 10, 8))
 
 
-@pytest.mark.parametrize('cpu', [False, True])
+@pytest.mark.parametrize('execution', ['plain', 'cpu'])
 @pytest.mark.parametrize('height,width', [(4, 4), (3, 5), (1, 2)])
-def test_decoder_stage_equals_upsampling_then_concatenation(height, width, cpu):
+def test_decoder_stage_equals_upsampling_then_concatenation(height, width, execution):
     """The split weight with the broadcast guidance term (plain) and the fused 2x2 kernel (cpu)
     give the official stage's output and parameter gradients (transposed conv, concatenated
     guidance, 3x3 conv)."""
@@ -175,8 +178,8 @@ def test_decoder_stage_equals_upsampling_then_concatenation(height, width, cpu):
     concat = torch.cat([stage.up(x.flatten(0, 1)), guidance.repeat_interleave(3, 0)], 1)
     expected = stage.convs(concat)
     expected_grads = torch.autograd.grad(expected.square().sum(), params)
-    out = (stage.forward_cpu(x, stage.shared_terms(guidance)) if cpu
-           else stage(x, guidance)).flatten(0, 1)
+    plan = EXECUTION_PLANS[execution]
+    out = stage(x, stage.shared_terms(guidance, plan), plan).flatten(0, 1)
     grads = torch.autograd.grad(out.square().sum(), params)
 
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
@@ -207,7 +210,7 @@ def test_prompt_count_mismatch_is_explained(head):
 def test_decoder_checks_the_guidance_count():
     decoder = UpsamplingDecoder(32, (16,), (8,), (4,))
     with pytest.raises(ValueError, match='1 stages but got 2 guidance maps'):
-        decoder(torch.randn(1, 1, 32, 2, 2), [torch.randn(1, 8, 4, 4)] * 2)
+        decoder(torch.randn(1, 1, 2, 2, 32), [torch.randn(1, 8, 4, 4)] * 2)
 
 
 @pytest.mark.parametrize('execution', ['plain', 'cpu'])
@@ -217,39 +220,42 @@ def test_chunked_classes_equal_the_unchunked_computation(head, classes, executio
     head.keep_all_classes = True                   # 9 classes > pad_len: chunked in both plans
     with torch.no_grad():
         head.class_chunk_size = None
-        whole = head(inputs, execution)
+        whole = head(inputs, EXECUTION_PLANS[execution])
         head.class_chunk_size = 2
-        chunked = head(inputs, execution)
+        chunked = head(inputs, EXECUTION_PLANS[execution])
         head.train()
-        chunked_train = head(inputs, execution)
+        chunked_train = head(inputs, EXECUTION_PLANS[execution])
         head.class_chunk_size = None
-        whole_train = head(inputs, execution)
+        whole_train = head(inputs, EXECUTION_PLANS[execution])
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(chunked_train, whole_train, atol=1e-5, rtol=1e-5)
 
 
-def test_in_place_updates_equal_new_buffers(head, monkeypatch):
-    """Cost embeddings above IN_PLACE_MIN_BYTES are overwritten chunk by chunk and pixel step by
-    pixel step: the same logits as building new tensors."""
+def test_in_place_updates_equal_new_buffers(head):
+    """Cost embeddings above ``in_place_above_bytes`` are overwritten chunk by chunk and pixel
+    step by pixel step: the same logits as building new tensors."""
     inputs = head_inputs(classes=9)
     head.class_chunk_size = 2                      # several chunks and class-aggregation steps
     with torch.no_grad():
-        expected = head(inputs, 'cpu')
-        monkeypatch.setattr(catseg_head, 'IN_PLACE_MIN_BYTES', 0)
-        in_place = head(inputs, 'cpu')
+        expected = head(inputs, CPU_PLAN)
+        in_place = head(inputs, dataclasses.replace(CPU_PLAN, in_place_above_bytes=0))
     torch.testing.assert_close(in_place, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_class_aggregation_steps_take_every_class_of_a_few_pixels():
     head = CATSegHead(**{**HEAD, 'embed_dims': 128, 'num_heads': 4})
-    assert head._cpu_class_step((5, 150, 24, 24, 128), (1, 1)) == 4096 // 750
-    assert head._cpu_class_step((1, 20, 24, 24, 128), (1, 1)) == 4096 // 20
-    assert head._cpu_class_step((1, 5000, 24, 24, 128), (1, 1)) == 1
+    def step(shape, pool_size):
+        chunk = head._class_chunk(CPU_PLAN, (shape[0], 1, *shape[1:4]))
+        return head._class_step(CPU_PLAN, shape, pool_size, chunk)
+
+    assert step((5, 150, 24, 24, 128), (1, 1)) == 4096 // 750
+    assert step((1, 20, 24, 24, 128), (1, 1)) == 4096 // 20
+    assert step((1, 5000, 24, 24, 128), (1, 1)) == 1
     head.class_chunk_size = 2                      # two classes' worth of tokens
-    assert head._cpu_class_step((5, 150, 24, 24, 128), (1, 1)) == 2 * 576 // 150
-    assert head._cpu_class_step((1, 20, 24, 24, 128), (2, 2)) == 2 * 144 // 20
+    assert step((5, 150, 24, 24, 128), (1, 1)) == 2 * 576 // 150
+    assert step((1, 20, 24, 24, 128), (2, 2)) == 2 * 144 // 20
     head.class_chunk_size = None
-    assert head._cpu_class_step((1, 20, 24, 24, 128), (1, 1)) is None
+    assert step((1, 20, 24, 24, 128), (1, 1)) is None
 
 
 @pytest.mark.parametrize('execution', ['plain', 'cpu'])
@@ -257,36 +263,37 @@ def test_keep_all_classes_aggregates_every_class(head, execution):
     inputs = head_inputs(classes=9)                        # pad_len is 5
     head.keep_all_classes = True
     with torch.no_grad():
-        logits = head(inputs, execution)
+        logits = head(inputs, EXECUTION_PLANS[execution])
         head.class_chunk_size = 4
-        chunked = head(inputs, execution)
+        chunked = head(inputs, EXECUTION_PLANS[execution])
     assert (logits != -100).all()
     torch.testing.assert_close(chunked, logits, atol=1e-5, rtol=1e-5)
 
 
 def test_plain_plan_chunks_only_vocabularies_longer_than_pad_len(head):
-    assert head._plain_chunk(5) is None and head._plain_chunk(3) is None
-    assert head._plain_chunk(9) == 5                       # pad_len, as the release's top-k
+    def chunk(classes):
+        return head._class_chunk(PLAIN_PLAN, (2, 1, classes, 8, 12))
+
+    assert chunk(5) == 5 and chunk(3) == 3                 # all at once
+    assert chunk(9) == 5                                   # pad_len, as the release's top-k
     head.class_chunk_size = None
-    assert head._plain_chunk(9) is None
+    assert chunk(9) == 9
     head.class_chunk_size = 2
-    assert head._plain_chunk(9) == 2 and head._plain_chunk(2) is None
-
-
-def test_head_rejects_an_unknown_execution_plan(head):
-    with pytest.raises(ValueError, match=r"execution='gpu' is not one of \['plain', 'cpu'\]"):
-        head(head_inputs(), 'gpu')
+    assert chunk(9) == 2 and chunk(2) == 2
 
 
 def test_auto_chunks_keep_the_largest_temporaries_within_their_budgets():
     """Release dimensions (d_F 128, MLP x4, 24x24 grid): a class costs 1.2 MB per view."""
     head = CATSegHead(**{**HEAD, 'embed_dims': 128, 'num_heads': 4, 'decoder_channels': (64, 32)})
     assert head.class_chunk_size == 'auto'
-    assert head._cpu_chunk_size((5, 1, 150, 24, 24)) == 5          # 5 views (slide)
-    assert head._cpu_chunk_size((1, 1, 150, 24, 24)) == 28         # one view (whole)
-    assert head._cpu_chunk_size((1, 1, 3, 24, 24)) == 3
-    assert head._cpu_chunk_size((64, 1, 3, 96, 96)) == 1
+    def chunk(cost_shape, decoder=False):
+        return head._class_chunk(CPU_PLAN, cost_shape, decoder)
+
+    assert chunk((5, 1, 150, 24, 24)) == 5                         # 5 views (slide)
+    assert chunk((1, 1, 150, 24, 24)) == 28                        # one view (whole)
+    assert chunk((1, 1, 3, 24, 24)) == 3
+    assert chunk((64, 1, 3, 96, 96)) == 1
     # The decoder's last stage: 96x96x32 floats (1.2 MB) per class and view, 12 MiB in all.
-    assert head._cpu_chunk_size((5, 1, 150, 24, 24), decoder=True) == 2
-    assert head._cpu_chunk_size((1, 1, 150, 24, 24), decoder=True) == 10
-    assert head._cpu_chunk_size((1, 1, 3, 24, 24), decoder=True) == 3
+    assert chunk((5, 1, 150, 24, 24), decoder=True) == 2
+    assert chunk((1, 1, 150, 24, 24), decoder=True) == 10
+    assert chunk((1, 1, 3, 24, 24), decoder=True) == 3

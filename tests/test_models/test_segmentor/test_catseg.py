@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS
 
-from cat_seg.models import CATSeg
+from cat_seg.models.segmentor.postprocessing import argmax_at_original, to_original
 from catseg_testing import REPO_ROOT, raw_batch
 
 NAMES = ['sky', 'grass', 'road']
@@ -180,8 +180,8 @@ def test_class_by_class_argmax_breaks_ties_like_one_argmax():
     prob = torch.rand(6, 6, 8) * 0.5
     prob[4] = prob[1] = 0.9
     meta = dict(ori_shape=(12, 16))
-    label, means = CATSeg._argmax_at_original([prob[:3], prob[3:]], meta)   # two chunks
-    full = CATSeg._to_original(prob, meta)
+    label, means = argmax_at_original([prob[:3], prob[3:]], meta)   # two chunks
+    full = to_original(prob, meta)
     assert torch.equal(label, full.argmax(0, keepdim=True)) and (label == 1).all()
     torch.testing.assert_close(means, full.flatten(1).mean(1))
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cat_seg.configs import mode_test_cfg
 from cat_seg.weights.checkpoint import load_weights_file
 from cat_seg.datasets import LoadCATSegAnnotations
 from cat_seg.models.head.guidance import CATSegBackboneGuidance
@@ -51,3 +52,10 @@ def test_checkpoint_url_without_a_file_name_is_named():
     from cat_seg.weights.checkpoint import fetch_checkpoint
     with pytest.raises(ValueError, match="checkpoint URL 'https://host/' does not end with a file"):
         fetch_checkpoint('https://host/')
+
+
+def test_inference_modes_map_to_test_settings_in_one_place():
+    assert mode_test_cfg('whole') == dict(mode='whole')
+    assert mode_test_cfg('slide')['mode'] == 'slide'
+    with pytest.raises(ValueError, match=r"mode='tiled' is not one of \['whole', 'slide'\]"):
+        mode_test_cfg('tiled')

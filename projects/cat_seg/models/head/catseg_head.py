@@ -1,7 +1,6 @@
 """CAT-Seg decode head: cost volume -> N_B x (spatial, class aggregation) -> upsampling decoder."""
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
-import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -12,9 +11,7 @@ from torch import Tensor, nn
 from .class_aggregation import ATTENTION_TYPES, ClassAggregation
 from .cost_volume import (CostEmbedding, cosine_cost, gather_classes, scatter_classes,
                           select_classes)
-from ..cpu_execution import (CHUNK_BUDGET_BYTES, CLASS_STEP_TOKENS, DECODER_CHUNK_BUDGET_BYTES,
-                            IN_PLACE_MIN_BYTES, chunk_of, class_chunks, update_chunks)
-from ..execution import EXECUTION_PLANS
+from ..execution import PLAIN_PLAN, ExecutionPlan, class_chunks, concat_classes, map_chunks
 from .guidance import Guidance
 from .guided_linear import GuidedLinear
 from .spatial_aggregation import SpatialAggregation
@@ -64,40 +61,20 @@ class AggregatorLayer(nn.Module):
 
     def forward(self, x: Tensor, spatial_guidance: Optional[Tensor],
                 text_guidance: Optional[Tensor], pool_size: Tuple[int, int],
-                class_chunk: Optional[int] = None) -> Tensor:
+                chunks: Optional[Sequence[slice]] = None, class_step: Optional[int] = None,
+                plan: ExecutionPlan = PLAIN_PLAN) -> Tensor:
         """(B, T, H, W, C) -> (B, T, H, W, C), guidance (B, H, W, C_s) and (B, T, C_t).
 
-        ``class_chunk`` bounds memory for very long vocabularies: per-class work takes that
-        many classes at a time, class aggregation as many classes' worth of pixels.
+        ``chunks`` of classes (None: all at once) and ``class_step`` pixels of class
+        aggregation at a time (None: all) bound memory for long vocabularies.
         """
-        classes = x.shape[1]
+        chunks = chunks or class_chunks(x.shape[1])
+        in_place = plan.in_place(x)   # x is the head's own buffer
         if self.spatial_agg is not None:
-            if class_chunk is None:
-                x = self.spatial_agg(x, spatial_guidance)
-            else:
-                x = torch.cat([self.spatial_agg(x[:, c], spatial_guidance)
-                               for c in class_chunks(classes, class_chunk)], dim=1)
+            x = map_chunks(x, chunks, lambda t: self.spatial_agg(t, spatial_guidance, plan),
+                           in_place)
         if self.class_agg is not None:
-            # Pixels of the pooled grid class aggregation attends: a chunk's worth of tokens.
-            pixels = (x.shape[2] // pool_size[0]) * (x.shape[3] // pool_size[1])
-            step = None if class_chunk is None else max(1, class_chunk * pixels // classes)
-            x = self.class_agg(x, text_guidance, pool_size, step)
-        if self.joint_agg is not None:
-            x = self._joint(x)
-        return x
-
-    def forward_cpu(self, x: Tensor, spatial_guidance: Optional[Tensor],
-                    text_guidance: Optional[Tensor], pool_size: Tuple[int, int],
-                    chunks: Sequence[slice], class_step: Optional[int]) -> Tensor:
-        """:meth:`forward` with per-class work in ``chunks`` of classes and class aggregation
-        ``class_step`` pixels at a time (None: all)."""
-        # x is the head's own buffer: a large one is updated in place.
-        inplace = x.numel() * x.element_size() > IN_PLACE_MIN_BYTES
-        if self.spatial_agg is not None:
-            x = update_chunks(x, chunks, lambda c: self.spatial_agg.forward_cpu(
-                chunk_of(x, c), spatial_guidance), inplace)
-        if self.class_agg is not None:
-            x = self.class_agg.forward_cpu(x, text_guidance, pool_size, class_step, inplace)
+            x = self.class_agg(x, text_guidance, pool_size, class_step, plan, in_place)
         if self.joint_agg is not None:
             x = self._joint(x)
         return x
@@ -120,9 +97,9 @@ class CATSegHead(BaseDecodeHead):
                    -> UpsamplingDecoder -> [scatter_classes()]
 
     The vocabulary is data: ``num_classes`` only satisfies ``BaseDecodeHead``; any T works.
-    ``forward(inputs, execution)`` runs the 'plain' plan (every class at once, the paper's
-    operations) or the 'cpu' plan (the same function in cache-sized class chunks with the
-    ``forward_cpu`` methods of the parts); ``CATSeg`` picks one per call.
+    ``forward(inputs, plan)`` takes an ``ExecutionPlan``: the plain plan (default) runs the
+    paper's operations on every class at once, the cpu plan the same function in cache-sized
+    class chunks with fused kernels; ``CATSeg`` picks one per call.
 
     Args:
         embed_dims (int): d_F, cost embedding width. Defaults to 128.
@@ -161,11 +138,11 @@ class CATSegHead(BaseDecodeHead):
         class_chunk_size (int | str, optional): Classes processed at a time by the per-class
             stages, bounding memory for large vocabularies with the same result; class
             aggregation takes as many classes' worth of pixels per step. None: all at once.
-            'auto' (default): in the plain plan, ``pad_len`` classes at a time when a
-            vocabulary is longer (``keep_all_classes``), so memory never exceeds the release's;
-            in the cpu plan, the budgets of ``cpu_execution`` (MLP hidden layer within
-            ``CHUNK_BUDGET_BYTES``, decoder maps within ``DECODER_CHUNK_BUDGET_BYTES``, class
-            aggregation at ``CLASS_STEP_TOKENS`` tokens).
+            'auto' (default): the plan's byte budgets where it has them (``ExecutionPlan``:
+            MLP hidden layer within ``class_chunk_bytes``, decoder maps within
+            ``decoder_chunk_bytes``, class aggregation at ``class_step_tokens`` tokens), else
+            ``pad_len`` classes at a time when a vocabulary is longer (``keep_all_classes``),
+            so memory never exceeds the release's.
         train_pool_size (tuple[int, int]): Class-aggregation pooling in training. Defaults to
             (2, 2) (official POOLING_SIZES).
         test_pool_size (tuple[int, int]): Pooling at evaluation. Defaults to (1, 1) (eval.sh).
@@ -256,54 +233,45 @@ class CATSegHead(BaseDecodeHead):
         text = F.normalize(text_embeds.mean(dim=2), dim=-1)[:, :, None, None]  # (B, t, 1, 1, C)
         return self.feature_embed(image, text)
 
-    def _plain_chunk(self, num_classes: int) -> Optional[int]:
-        """Classes per chunk of the plain plan, None for all at once."""
-        size = self.class_chunk_size
-        if size == 'auto':
-            size = self.pad_len if self.pad_len and num_classes > self.pad_len else None
-        return None if size is None or size >= num_classes else size
-
-    def _cpu_chunk_size(self, cost_shape, decoder: bool = False) -> int:
-        """Classes per chunk of the cpu plan for a cost volume (B, P, T, H, W), of the decoder
-        if ``decoder``."""
+    def _class_chunk(self, plan: ExecutionPlan, cost_shape, decoder: bool = False) -> int:
+        """Classes per chunk for a cost volume (B, P, T, H, W), of the decoder if ``decoder``."""
         batch, _, classes, height, width = cost_shape
-        if self.class_chunk_size is None:
-            return classes
-        if self.class_chunk_size != 'auto':
-            return self.class_chunk_size
-        if decoder:   # a last-stage map: 2**N_U times the grid, cls_conv's input channels
-            upsampled = 4 ** len(self.decoder.stages) * self.decoder.cls_conv.in_channels
-            per_class = batch * height * width * upsampled * 4
-            budget = DECODER_CHUNK_BUDGET_BYTES
-        else:
-            per_class = batch * height * width * self.channels * self.mlp_ratio * 4
-            budget = CHUNK_BUDGET_BYTES
-        return max(1, min(classes, int(budget // per_class)))
+        size = self.class_chunk_size
+        budget = plan.decoder_chunk_bytes if decoder else plan.class_chunk_bytes
+        if size == 'auto' and budget is not None:
+            if decoder:   # a last-stage map: 2**N_U times the grid, cls_conv's input channels
+                per_pixel = 4 ** len(self.decoder.stages) * self.decoder.cls_conv.in_channels
+            else:         # the MLP's hidden layer
+                per_pixel = self.channels * self.mlp_ratio
+            size = max(1, int(budget // (batch * height * width * per_pixel * 4)))
+        elif size == 'auto':
+            size = self.pad_len if self.pad_len and classes > self.pad_len else None
+        return classes if size is None else min(size, classes)
 
-    def _cpu_class_step(self, shape, pool_size) -> Optional[int]:
-        """Pixels per class-aggregation step of the cpu plan for a cost embedding of ``shape``
-        (B, T, H, W, C): ``CLASS_STEP_TOKENS`` tokens in 'auto' mode, as many as a class chunk
-        of ``class_chunk_size`` otherwise."""
+    def _class_step(self, plan: ExecutionPlan, shape, pool_size, chunk: int) -> Optional[int]:
+        """Pixels per class-aggregation step for a cost embedding of ``shape`` (B, T, H, W, C)
+        in class chunks of ``chunk``: the plan's ``class_step_tokens`` tokens in 'auto' mode,
+        else a chunk's worth of tokens; None (all pixels) when the classes are not chunked."""
         batch, classes, height, width = shape[:4]
-        if self.class_chunk_size is None:
-            return None
         pixels = (height // pool_size[0]) * (width // pool_size[1])
-        tokens = (CLASS_STEP_TOKENS if self.class_chunk_size == 'auto'
-                  else self.class_chunk_size * batch * pixels)
+        if self.class_chunk_size == 'auto' and plan.class_step_tokens is not None:
+            tokens = plan.class_step_tokens
+        elif chunk < classes:
+            tokens = chunk * batch * pixels
+        else:
+            return None
         return max(1, tokens // (batch * classes))
 
-    def forward(self, inputs: CATSegHeadInputs, execution: str = 'plain') -> Tensor:
+    def forward(self, inputs: CATSegHeadInputs, plan: ExecutionPlan = PLAIN_PLAN) -> Tensor:
         """Per-class logits.
 
         Args:
             inputs (CATSegHeadInputs): Image features, text embeddings (B, T, P, C), guidance.
-            execution (str): 'plain' or 'cpu' (``execution.EXECUTION_PLANS``).
+            plan (ExecutionPlan): How to run it (``execution.py``). Defaults to the plain plan.
 
         Returns:
             Tensor: (B, T, H * 2**N_U, W * 2**N_U).
         """
-        if execution not in EXECUTION_PLANS:
-            raise ValueError(f'execution={execution!r} is not one of {list(EXECUTION_PLANS)}')
         image_feats, text_embeds, guidance = inputs
         cost = cosine_cost(image_feats, text_embeds)
         num_classes = text_embeds.shape[1]
@@ -321,9 +289,14 @@ class CATSegHead(BaseDecodeHead):
         if self.text_guidance_proj is not None:
             text = self.text_guidance_proj(F.normalize(text_embeds.mean(dim=2), dim=-1))
         pool_size = self.train_pool_size if self.training else self.test_pool_size
-        aggregate = self._aggregate_cpu if execution == 'cpu' else self._aggregate
-        logits = aggregate(cost, image_feats, text_embeds, spatial, text, pool_size,
-                           guidance.decoder)
+        chunk = self._class_chunk(plan, cost.shape)
+        chunks = class_chunks(cost.shape[2], chunk)
+        x = concat_classes([self._embed(cost, image_feats, text_embeds, c) for c in chunks])
+        class_step = self._class_step(plan, x.shape, pool_size, chunk)
+        for layer in self.layers:                                          # (B, T, H, W, C)
+            x = layer(x, spatial, text, pool_size, chunks, class_step, plan)
+        logits = self.decoder(x, guidance.decoder, plan,
+                              self._class_chunk(plan, cost.shape, decoder=True))
         if kept is not None:
             logits = scatter_classes(logits, kept, num_classes, DROPPED_CLASS_LOGIT)
         return logits
@@ -335,29 +308,3 @@ class CATSegHead(BaseDecodeHead):
         if self.feature_embed is None:
             return self.cost_embed(cost[:, :, chunk])
         return self._embed_features(image_feats, text_embeds[:, chunk])
-
-    def _aggregate(self, cost, image_feats, text_embeds, spatial, text, pool_size,
-                   decoder_guidance) -> Tensor:
-        """The plain plan: cost embedding, N_B layers and decoder over all classes at once."""
-        class_chunk = self._plain_chunk(cost.shape[2])
-        x = self._embed(cost, image_feats, text_embeds)                    # (B, T, H, W, C)
-        for layer in self.layers:
-            x = layer(x, spatial, text, pool_size, class_chunk)
-        x = x.permute(0, 1, 4, 2, 3)                                       # (B, T, C, H, W)
-        if class_chunk is None:
-            return self.decoder(x, decoder_guidance)
-        return torch.cat([self.decoder(x[:, c], decoder_guidance)
-                          for c in class_chunks(x.shape[1], class_chunk)], dim=1)
-
-    def _aggregate_cpu(self, cost, image_feats, text_embeds, spatial, text, pool_size,
-                       decoder_guidance) -> Tensor:
-        """The cpu plan: :meth:`_aggregate` in class chunks sized to the caches."""
-        chunks = class_chunks(cost.shape[2], self._cpu_chunk_size(cost.shape))
-        x = torch.cat([self._embed(cost, image_feats, text_embeds, c) for c in chunks], dim=1)
-        class_step = self._cpu_class_step(x.shape, pool_size)
-        for layer in self.layers:
-            x = layer.forward_cpu(x, spatial, text, pool_size, chunks, class_step)
-        terms = self.decoder.shared_terms(decoder_guidance)   # once, for every chunk
-        decoder_chunks = class_chunks(x.shape[1], self._cpu_chunk_size(cost.shape, decoder=True))
-        return torch.cat([self.decoder.forward_cpu(chunk_of(x, c).permute(0, 1, 4, 2, 3), terms)
-                          for c in decoder_chunks], dim=1)

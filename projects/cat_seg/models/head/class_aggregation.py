@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..cpu_execution import class_chunks, elu_plus_one, feed_forward
+from ..execution import PLAIN_PLAN, ExecutionPlan, class_chunks, concat_classes
+from ..fast_paths import elu_plus_one, feed_forward
 from .guided_linear import GuidedLinear
 
 LINEAR_ATTENTION_EPS = 1e-6   # official LinearAttention eps
@@ -115,7 +116,8 @@ class ClassAggregation(nn.Module):
                                  if pad_len and guidance_channels else None)
 
     def forward(self, x: Tensor, guidance: Optional[Tensor], pool_size: Tuple[int, int],
-                pixels_per_step: Optional[int] = None, cpu: bool = False) -> Tensor:
+                pixels_per_step: Optional[int] = None, plan: ExecutionPlan = PLAIN_PLAN,
+                in_place: bool = False) -> Tensor:
         """One layer (paper Eq. 3, 4).
 
         Args:
@@ -125,7 +127,9 @@ class ClassAggregation(nn.Module):
                 result is upsampled back (bilinear, align_corners=True) and added to ``x``.
             pixels_per_step (int, optional): Pixels (of the pooled grid) attended at a time, to
                 bound memory for very long vocabularies; None: all at once.
-            cpu (bool): The cpu plan's feature map and MLP (the same values).
+            plan (ExecutionPlan): How to run it. Defaults to the plain plan.
+            in_place (bool): Overwrite x with the result step by step (no autograd, no
+                pooling), for a caller that owns x: a step reads only its own pixels.
 
         Returns:
             Tensor: (B, T, H, W, C).
@@ -133,24 +137,15 @@ class ClassAggregation(nn.Module):
         pooled = self._pool(x, pool_size)
         tokens = pooled.flatten(2, 3)                                      # (B, T, h*w, C)
         text = guidance[:, :, None] if guidance is not None else None     # (B, T, 1, C_g)
-        if pixels_per_step is None:
-            updated = self._attend(tokens, text, cpu)
-        else:
-            updated = torch.cat([self._attend(tokens[:, :, step], text, cpu) for step in
-                                 class_chunks(tokens.shape[2], pixels_per_step)], dim=2)
+        steps = class_chunks(tokens.shape[2], pixels_per_step)
+        # tokens must be a view of x for its steps to land in x.
+        if in_place and not torch.is_grad_enabled() and pooled is x and x.is_contiguous():
+            for step in steps:
+                tokens[:, :, step] += self._attend(tokens[:, :, step], text, plan)
+            return x
+        updated = concat_classes([self._attend(tokens[:, :, step], text, plan)
+                                  for step in steps], dim=2)
         return x + self._unpool(updated.view(pooled.shape), x.shape[2:4])
-
-    def forward_cpu(self, x: Tensor, guidance: Optional[Tensor], pool_size: Tuple[int, int],
-                    pixels_per_step: Optional[int] = None, inplace: bool = False) -> Tensor:
-        """:meth:`forward`; with ``inplace``, no autograd and no pooling, x is overwritten with
-        the result (for a caller that owns x; a step reads only its own pixels)."""
-        if not (inplace and not torch.is_grad_enabled() and tuple(pool_size) == (1, 1)):
-            return self.forward(x, guidance, pool_size, pixels_per_step, cpu=True)
-        tokens = x.flatten(2, 3)
-        text = guidance[:, :, None] if guidance is not None else None
-        for step in class_chunks(tokens.shape[2], pixels_per_step or tokens.shape[2]):
-            tokens[:, :, step] += self._attend(tokens[:, :, step], text, cpu=True)
-        return x
 
     @staticmethod
     def _pool(x: Tensor, pool_size: Tuple[int, int]) -> Tensor:
@@ -170,19 +165,19 @@ class ClassAggregation(nn.Module):
                           align_corners=True)
         return x.unflatten(0, (batch, classes)).permute(0, 1, 3, 4, 2)
 
-    def _attend(self, tokens: Tensor, text: Optional[Tensor], cpu: bool = False) -> Tensor:
+    def _attend(self, tokens: Tensor, text: Optional[Tensor], plan: ExecutionPlan) -> Tensor:
         """Attention across classes, then the MLP, for the tokens of a few pixels.
 
         Args:
             tokens (Tensor): (B, T, P, C), every class of P pixels.
             text (Tensor, optional): Text guidance, (B, T, 1, C_g).
-            cpu (bool): The cpu plan's feature map and MLP.
+            plan (ExecutionPlan): How to run it.
 
         Returns:
             Tensor: The updated tokens, residuals included, (B, T, P, C). The release adds the
             whole updated sequence, residuals included, to the layer input.
         """
-        feature_map = elu_plus_one if cpu else (lambda t: F.elu(t) + 1)
+        feature_map = elu_plus_one if plan.exp_elu else (lambda t: F.elu(t) + 1)
         attention = linear_attention
         if self.attention_type == 'full':
             feature_map, attention = (lambda t: t), full_attention
@@ -193,8 +188,10 @@ class ClassAggregation(nn.Module):
         length = max(self.pad_len, tokens.shape[1])
         padding = self._padding_key_value(feature_map) if length > tokens.shape[1] else None
         tokens = tokens + attention(q, k, v, padding, length).flatten(-2)
-        mlp = feed_forward(self.norm2(tokens), *self.mlp) if cpu else self.mlp(self.norm2(tokens))
-        return tokens + mlp
+        y = self.norm2(tokens)
+        if plan.mlp_rows_per_step:
+            return tokens + feed_forward(y, *self.mlp, plan.mlp_rows_per_step)
+        return tokens + self.mlp(y)
 
     def _heads(self, t: Tensor) -> Tensor:
         return t.unflatten(-1, (self.num_heads, -1))

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import Tensor, nn
 
-from ..cpu_execution import feed_forward, reorder, token_reorder
+from ..execution import PLAIN_PLAN, ExecutionPlan
+from ..fast_paths import feed_forward, reorder, token_reorder
 from .guided_linear import GuidedLinear
 
 # The release fills cross-region pairs of the shifted windows with -100, not -inf (official
@@ -84,46 +85,50 @@ class GuidedWindowBlock(nn.Module):
                              f'size {window}; choose window_size dividing both sides')
         return window, shift
 
-    def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
+    def forward(self, x: Tensor, guidance: Optional[Tensor], hw_shape: Tuple[int, int],
+                plan: ExecutionPlan = PLAIN_PLAN) -> Tensor:
         """One block (paper Eq. 2, 4).
 
         Args:
-            x (Tensor): Cost embedding, (B, T, H, W, C).
-            guidance (Tensor, optional): Normalised guidance, (B, 1, H, W, C_g), shared by all
-                classes.
+            x (Tensor): Cost embedding tokens, (B, T, L = H * W, C): row-major pixels, or this
+                block's window order (:meth:`token_order`, ``fast_paths.window_order``) with
+                ``plan.window_ordered_tokens``.
+            guidance (Tensor, optional): Normalised guidance, (B, 1, L, C_g), in the same
+                order, shared by all classes.
+            hw_shape (tuple[int, int]): (H, W) of the cost grid.
+            plan (ExecutionPlan): How to run it. Defaults to the plain plan.
 
         Returns:
-            Tensor: (B, T, H, W, C).
+            Tensor: (B, T, L, C), in the order of ``x``.
         """
-        height, width = x.shape[2:4]
-        window, shift = self.token_order(height, width)
+        window, shift = self.token_order(*hw_shape)
+        mask = shifted_window_mask(*hw_shape, window, shift) if shift else None
         y = self.norm1(x)
-        if shift:
-            y = y.roll((-shift, -shift), dims=(2, 3))
+        if plan.window_ordered_tokens:
+            # Rolls and partitions are a permutation of tokens, done once by the caller.
+            q, k, v = (t.unflatten(2, (-1, window ** 2)) for t in
+                       (self.attn.q(y, guidance), self.attn.k(y, guidance), self.attn.v(y)))
+            out = self._window_attention(q, k, v, mask).flatten(2, 3)
+        else:
+            y = y.unflatten(2, hw_shape)                                   # (B, T, H, W, C)
             if guidance is not None:
-                guidance = guidance.roll((-shift, -shift), dims=(2, 3))
-        q, k, v = self.attn.q(y, guidance), self.attn.k(y, guidance), self.attn.v(y)
-        mask = shifted_window_mask(height, width, window, shift) if shift else None
-        windows = [window_partition(t, window) for t in (q, k, v)]       # (B, T, nW, N, C)
-        out = window_merge(self._window_attention(*windows, mask), window, height, width)
-        if shift:
-            out = out.roll((shift, shift), dims=(2, 3))
+                guidance = guidance.unflatten(2, hw_shape)
+            if shift:
+                y = y.roll((-shift, -shift), dims=(2, 3))
+                if guidance is not None:
+                    guidance = guidance.roll((-shift, -shift), dims=(2, 3))
+            q, k, v = self.attn.q(y, guidance), self.attn.k(y, guidance), self.attn.v(y)
+            windows = [window_partition(t, window) for t in (q, k, v)]   # (B, T, nW, N, C)
+            out = window_merge(self._window_attention(*windows, mask), window, *hw_shape)
+            if shift:
+                out = out.roll((shift, shift), dims=(2, 3))
+            out = out.flatten(2, 3)
         x = x + self.attn.proj(out)
-        return x + self.mlp(self.norm2(x))
-
-    def forward_cpu(self, x: Tensor, guidance: Optional[Tensor], window: int,
-                    mask: Optional[Tensor]) -> Tensor:
-        """:meth:`forward` on tokens already in its window order, (B, T, nW * window**2, C),
-        with guidance (B, 1, nW * window**2, C_g) in the same order.
-
-        The roll and the partition are a permutation of tokens and only the attention mixes
-        tokens, so the caller permutes once per block instead of q, k, v and the output.
-        """
-        y = self.norm1(x)
-        q, k, v = (t.unflatten(2, (-1, window ** 2)) for t in
-                   (self.attn.q(y, guidance), self.attn.k(y, guidance), self.attn.v(y)))
-        x = x + self.attn.proj(self._window_attention(q, k, v, mask).flatten(2, 3))
-        return x + feed_forward(self.norm2(x), self.mlp.fc1, self.mlp.act, self.mlp.fc2)
+        y = self.norm2(x)
+        if plan.mlp_rows_per_step:
+            return x + feed_forward(y, self.mlp.fc1, self.mlp.act, self.mlp.fc2,
+                                    plan.mlp_rows_per_step)
+        return x + self.mlp(y)
 
     def _window_attention(self, q: Tensor, k: Tensor, v: Tensor,
                           mask: Optional[Tensor]) -> Tensor:
@@ -163,26 +168,19 @@ class SpatialAggregation(nn.Module):
             GuidedWindowBlock(embed_dims, guidance_channels, num_heads, window_size, shift,
                               mlp_ratio) for shift in (0, window_size // 2))
 
-    def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
+    def forward(self, x: Tensor, guidance: Optional[Tensor],
+                plan: ExecutionPlan = PLAIN_PLAN) -> Tensor:
         """Cost embedding (B, T, H, W, C), guidance (B, H, W, C_g) or None -> (B, T, H, W, C)."""
-        if self.guidance_norm is not None:
-            guidance = self.guidance_norm(guidance)[:, None]               # (B, 1, H, W, C_g)
-        for block in self.blocks:
-            x = block(x, guidance)
-        return x
-
-    def forward_cpu(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
-        """:meth:`forward`, each block on tokens permuted once into its window order."""
         height, width = x.shape[2:4]
         if self.guidance_norm is not None:
             guidance = self.guidance_norm(guidance).flatten(1, 2)[:, None]  # (B, 1, H*W, C_g)
         tokens, order = x.flatten(2, 3), None                              # (B, T, H*W, C)
         for block in self.blocks:
-            window, shift = block.token_order(height, width)
-            tokens = reorder(tokens, token_reorder(height, width, order, (window, shift)))
-            mask = shifted_window_mask(height, width, window, shift) if shift else None
-            tokens = block.forward_cpu(
-                tokens, reorder(guidance, token_reorder(height, width, None, (window, shift))),
-                window, mask)
-            order = (window, shift)
+            block_guidance = guidance
+            if plan.window_ordered_tokens:
+                target = block.token_order(height, width)
+                tokens = reorder(tokens, token_reorder(height, width, order, target))
+                block_guidance = reorder(guidance, token_reorder(height, width, None, target))
+                order = target
+            tokens = block(tokens, block_guidance, (height, width), plan)
         return reorder(tokens, token_reorder(height, width, order, None)).view(x.shape)

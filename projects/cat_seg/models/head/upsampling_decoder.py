@@ -1,11 +1,27 @@
 """Upsampling decoder (paper §3.4): per-class 2x stages fed with higher-resolution guidance."""
-from typing import List, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence
 
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch import Tensor, nn
 
-from ..cpu_execution import fuse_upsampling, interleave_parities
+from ..execution import PLAIN_PLAN, ExecutionPlan, chunk_of, class_chunks, concat_classes
+from ..fast_paths import fuse_upsampling, interleave_parities
+
+
+class StageTerms(NamedTuple):
+    """What every class of an image shares in an :class:`UpsamplingStage`, computed once.
+
+    Attributes:
+        fused_weight (Tensor, optional): With ``plan.fused_upsampling``, the transposed and the
+            first convolution as one kernel, (4 * C_out, C_in, 2, 2); else None.
+        term (Tensor, optional): Added to every class's first convolution, (B, C_out, 2H, 2W):
+            the guidance through its part of that convolution and, when fused, the transposed
+            convolution's bias through it; None when there is neither.
+    """
+
+    fused_weight: Optional[Tensor]
+    term: Optional[Tensor]
 
 
 class UpsamplingStage(nn.Module):
@@ -41,50 +57,37 @@ class UpsamplingStage(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.GroupNorm(groups, out_channels), nn.ReLU(inplace=True))
 
-    def forward(self, x: Tensor, guidance: Tensor) -> Tensor:
-        """Class features (B, T, C_in, H, W), projected guidance (B, C_g, 2H, 2W) ->
-        (B, T, C_out, 2H, 2W)."""
-        batch, classes = x.shape[:2]
-        up = self.up(x.flatten(0, 1))                                      # (B*T, C_u, 2H, 2W)
-        conv = self.convs[0].weight
-        y = F.conv2d(up, conv[:, :self.up.out_channels], padding=1).unflatten(0, (batch, classes))
-        if self.guidance_channels:
-            y = y + F.conv2d(guidance, conv[:, self.up.out_channels:], padding=1)[:, None]
-        return self.convs[1:](y.flatten(0, 1)).unflatten(0, (batch, classes))
-
-    def shared_terms(self, guidance: Tensor) -> Tuple[Tensor, Tensor]:
-        """What every class of an image shares in :meth:`forward_cpu`, computed once.
-
-        Args:
-            guidance (Tensor): Projected guidance at the output resolution, (B, C_g, 2H, 2W).
-
-        Returns:
-            tuple[Tensor, Tensor]: The fused kernel (4 * C_out, C_in, 2, 2) of the transposed
-            and the first convolution (:func:`fuse_upsampling`), and the additive term
-            (B, C_out, 2H, 2W): the transposed convolution's bias through the 3x3 convolution
-            with its zero padding (the fused kernel on an all-ones single-channel input), plus
-            the guidance through its part of that convolution.
-        """
+    def shared_terms(self, guidance: Tensor, plan: ExecutionPlan = PLAIN_PLAN) -> StageTerms:
+        """The :class:`StageTerms` of projected guidance (B, C_g, 2H, 2W), for :meth:`forward`."""
+        term = (F.conv2d(guidance, self.convs[0].weight[:, self.up.out_channels:], padding=1)
+                if self.guidance_channels else None)
+        if not plan.fused_upsampling:
+            return StageTerms(None, term)
+        # The transposed convolution's bias through the 3x3 convolution and its zero padding:
+        # the fused kernel of the bias on an all-ones single-channel input.
         conv_weight = self.convs[0].weight[:, :self.up.out_channels]
         height, width = guidance.shape[-2] // 2, guidance.shape[-1] // 2
         bias_weight = fuse_upsampling(self.up.bias[None, :, None, None].expand(1, -1, 2, 2),
                                       conv_weight)
         ones = guidance.new_ones(1, 1, height, width)
-        term = interleave_parities(F.conv2d(ones, bias_weight, padding=1), height, width)
-        if self.guidance_channels:
-            term = term + F.conv2d(guidance, self.convs[0].weight[:, -self.guidance_channels:],
-                                   padding=1)
-        return fuse_upsampling(self.up.weight, conv_weight), term
+        bias_term = interleave_parities(F.conv2d(ones, bias_weight, padding=1), height, width)
+        return StageTerms(fuse_upsampling(self.up.weight, conv_weight),
+                          bias_term if term is None else bias_term + term)
 
-    def forward_cpu(self, x: Tensor, shared_terms: Tuple[Tensor, Tensor]) -> Tensor:
-        """:meth:`forward` with the fused kernel: class features (B, T, C_in, H, W) and
-        :meth:`shared_terms` -> (B, T, C_out, 2H, 2W)."""
+    def forward(self, x: Tensor, terms: StageTerms,
+                plan: ExecutionPlan = PLAIN_PLAN) -> Tensor:
+        """Class features (B, T, C_in, H, W) and :meth:`shared_terms` -> (B, T, C_out, 2H, 2W)."""
         batch, classes, _, height, width = x.shape
-        weight, term = shared_terms
-        y = F.conv2d(x.flatten(0, 1), weight, padding=1)
-        x = interleave_parities(y, height, width).unflatten(0, (batch, classes))
-        x.add_(term[:, None])   # x is a new tensor: in place saves a copy of it
-        return self.convs[1:](x.flatten(0, 1)).unflatten(0, (batch, classes))
+        if plan.fused_upsampling:
+            y = interleave_parities(F.conv2d(x.flatten(0, 1), terms.fused_weight, padding=1),
+                                    height, width)
+        else:
+            up = self.up(x.flatten(0, 1))                                  # (B*T, C_u, 2H, 2W)
+            y = F.conv2d(up, self.convs[0].weight[:, :self.up.out_channels], padding=1)
+        y = y.unflatten(0, (batch, classes))
+        if terms.term is not None:
+            y = y.add_(terms.term[:, None])    # y is new: adding in place saves a copy of it
+        return self.convs[1:](y.flatten(0, 1)).unflatten(0, (batch, classes))
 
 
 class UpsamplingDecoder(nn.Module):
@@ -118,25 +121,32 @@ class UpsamplingDecoder(nn.Module):
             for c_in, c_out, c_g in zip(stage_in, channels, guidance_proj_channels))
         self.cls_conv = nn.Conv2d(channels[-1] if channels else in_channels, 1, 3, padding=1)
 
-    def forward(self, x: Tensor, guidance: Sequence[Tensor]) -> Tensor:
-        """Aggregated cost (B, T, C, H, W) and guidance maps, coarse to fine -> logits
-        (B, T, H * 2**N_U, W * 2**N_U)."""
-        self._check_guidance(guidance)
-        for stage, proj, level in zip(self.stages, self.guidance_projs, guidance):
-            x = stage(x, proj(level))
-        return self._classify(x)
+    def forward(self, x: Tensor, guidance: Sequence[Tensor], plan: ExecutionPlan = PLAIN_PLAN,
+                class_chunk: Optional[int] = None) -> Tensor:
+        """Logits of the aggregated cost.
 
-    def shared_terms(self, guidance: Sequence[Tensor]) -> List[Tuple[Tensor, Tensor]]:
-        """Each stage's :meth:`UpsamplingStage.shared_terms` of its projected guidance,
-        computed once per image for all class chunks of :meth:`forward_cpu`."""
-        self._check_guidance(guidance)
-        return [stage.shared_terms(proj(level))
-                for stage, proj, level in zip(self.stages, self.guidance_projs, guidance)]
+        Args:
+            x (Tensor): Aggregated cost embedding, channels last, (B, T, H, W, C).
+            guidance (Sequence[Tensor]): Decoder guidance maps, coarse to fine.
+            plan (ExecutionPlan): How to run it. Defaults to the plain plan.
+            class_chunk (int, optional): Classes decoded at a time; None: all.
 
-    def forward_cpu(self, x: Tensor, shared_terms: Sequence[Tuple[Tensor, Tensor]]) -> Tensor:
-        """:meth:`forward` of a class chunk with the fused stages and :meth:`shared_terms`."""
-        for stage, terms in zip(self.stages, shared_terms):
-            x = stage.forward_cpu(x, terms)
+        Returns:
+            Tensor: (B, T, H * 2**N_U, W * 2**N_U).
+        """
+        self._check_guidance(guidance)
+        terms = [stage.shared_terms(proj(level), plan)      # once for every class chunk
+                 for stage, proj, level in zip(self.stages, self.guidance_projs, guidance)]
+        chunks = class_chunks(x.shape[1], class_chunk)
+        return concat_classes([
+            self._decode(x if len(chunks) == 1 else chunk_of(x, chunk), terms, plan)
+            for chunk in chunks])
+
+    def _decode(self, x: Tensor, terms: Sequence[StageTerms], plan: ExecutionPlan) -> Tensor:
+        """The stages and the classifier: (B, t, H, W, C) -> (B, t, H * 2**N_U, W * 2**N_U)."""
+        x = x.permute(0, 1, 4, 2, 3)                                       # (B, t, C, H, W)
+        for stage, stage_terms in zip(self.stages, terms):
+            x = stage(x, stage_terms, plan)
         return self._classify(x)
 
     def _check_guidance(self, guidance: Sequence[Tensor]) -> None:

@@ -13,12 +13,11 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType, OptSampleList, SampleList, add_prefix
 from torch import Tensor
 
-from ..head.catseg_head import CATSegHeadInputs
-from ..cpu_execution import CPU_MERGE_CLASSES
-from ..execution import check_execution, resolve_execution
 from ..clip.finetune_policy import apply_finetune_policy
-from .losses import class_probabilities
+from ..execution import ExecutionPlan, check_execution, execution_plan
+from ..head.catseg_head import CATSegHeadInputs
 from .patch_inference import PatchLogits, fused_chunks, patch_logits
+from .postprocessing import argmax_at_original, class_probabilities, to_original
 from .inference_settings import InferenceSettings
 
 
@@ -30,9 +29,12 @@ class CATSeg(EncoderDecoder):
     model predicts over any list of names without rebuilding. Every mode shares one feature path::
 
         loss():    whole_views() -> class_logits() -> decode_head.loss_by_feat()
-        predict(): whole_views() | patch_logits() -> class_logits() -> probabilities at
-                   ori_shape -> SegDataSample(seg_logits=probabilities, pred_sem_seg=argmax)
-                   (or, with test_cfg.return_probs=False, argmax and class scores only)
+        predict(): inference() -> postprocess_result()
+        inference(): whole_views() | patch_logits() -> class_logits() -> probabilities at
+                   model resolution, in class chunks
+        postprocess_result(): probabilities at ori_shape -> SegDataSample(seg_logits=
+                   probabilities, pred_sem_seg=argmax) (or, with test_cfg.return_probs=False,
+                   argmax and class scores only)
         _forward(): whole_views() -> class_logits()
 
         class_logits(): backbone() -> guidance() -> text_encoder(vocabulary) -> decode_head()
@@ -151,7 +153,7 @@ class CATSeg(EncoderDecoder):
         guidance = self.guidance(views if guidance_views is None else guidance_views, clip_feats)
         text = text_embeds.unsqueeze(0).expand(views.shape[0], *text_embeds.shape)
         return self.decode_head(CATSegHeadInputs(clip_feats.dense, text, guidance),
-                                execution=self._plan(views))
+                                self._plan(views))
 
     def clip_features(self, views: Tensor):
         """CLIP image features (``CLIPImageFeatures``: dense (B, C, h, w) and intermediates) of
@@ -160,9 +162,9 @@ class CATSeg(EncoderDecoder):
             views = F.interpolate(views, size=self.clip_size, mode='bilinear', align_corners=False)
         return self.backbone(views)
 
-    def _plan(self, inputs: Tensor) -> str:
+    def _plan(self, inputs: Tensor) -> ExecutionPlan:
         """The execution plan for tensors on the device of ``inputs``."""
-        return resolve_execution(self.execution, inputs.device.type)
+        return execution_plan(self.execution, inputs.device.type)
 
     def whole_views(self, inputs: Tensor, batch_img_metas: List[dict],
                     size: Optional[Tuple[int, int]] = None,
@@ -240,31 +242,43 @@ class CATSeg(EncoderDecoder):
             probability over the image.
         """
         metas = self._metas(inputs, data_samples)
-        text_embeds = self.encode_vocabulary(vocabulary)
-        # The cpu plan merges views and upsamples a few classes at a time (bounded memory).
-        cpu = self._plan(inputs) == 'cpu'
+        plan = self._plan(inputs)
+        probs = self.inference(inputs, metas, self.encode_vocabulary(vocabulary), plan)
+        return self.postprocess_result(probs, data_samples, metas, plan)
+
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict], text_embeds: Tensor,
+                  plan: ExecutionPlan) -> List[Iterable[Tensor]]:
+        """Class probabilities of each image at model resolution, by ``test_cfg.mode``.
+
+        Returns:
+            list: Per image, its probabilities in class chunks, each (t, h, w) or (1, t, h, w);
+            in slide mode the chunks are merged from the views as they are read, so the merged
+            maps of every class need not exist at once.
+        """
         with self._autocast(inputs.device.type):
             if self.test_settings.mode == 'slide':
-                per_image = [fused_chunks(patches, CPU_MERGE_CLASSES if cpu else None)
-                             for patches in self._slide_patches(inputs, metas, text_embeds)]
-            else:
-                per_image = [[prob] for prob in self._whole_probs(inputs, metas, text_embeds)]
+                return [fused_chunks(patches, plan.merge_classes)
+                        for patches in self._slide_patches(inputs, batch_img_metas, text_embeds)]
+            return [[prob] for prob in self._whole_probs(inputs, batch_img_metas, text_embeds)]
+
+    def postprocess_result(self, probs: List[Iterable[Tensor]], data_samples: OptSampleList,
+                           batch_img_metas: List[dict], plan: ExecutionPlan) -> SampleList:
+        """:meth:`inference`'s probabilities at ``ori_shape`` and their argmax, in
+        ``data_samples`` (new ones when None), as :meth:`predict` documents."""
         if data_samples is None:
-            data_samples = [SegDataSample(metainfo=meta) for meta in metas]
-        for sample, chunks, meta in zip(data_samples, per_image, metas):
-            # Class chunks of probabilities at model resolution, (1 or absent, t, h, w).
+            data_samples = [SegDataSample(metainfo=meta) for meta in batch_img_metas]
+        for sample, chunks, meta in zip(data_samples, probs, batch_img_metas):
             chunks = (chunk.float().reshape(-1, *chunk.shape[-2:]) for chunk in chunks)
-            return_probs = self.test_settings.return_probs
-            if cpu and not return_probs:
-                label, scores = self._argmax_at_original(chunks, meta)
+            if not self.test_settings.return_probs and plan.per_class_argmax:
+                label, scores = argmax_at_original(chunks, meta)
             else:
-                prob = self._to_original(torch.cat(list(chunks)), meta)
-                label = prob.argmax(0, keepdim=True)
+                prob = to_original(torch.cat(list(chunks)), meta)
+                label, scores = prob.argmax(0, keepdim=True), prob.flatten(1).mean(1)
             sample.set_data(dict(pred_sem_seg=PixelData(data=label)))
-            if return_probs:
+            if self.test_settings.return_probs:
                 sample.set_data(dict(seg_logits=PixelData(data=prob)))
             else:
-                sample.pred_class_scores = scores if cpu else prob.flatten(1).mean(1)
+                sample.pred_class_scores = scores
         return data_samples
 
     # ----------------------------------------------------------------- inference modes
@@ -296,35 +310,6 @@ class CATSeg(EncoderDecoder):
                              crop_size=cfg.crop_size, stride=cfg.stride,
                              resize_to=cfg.resize_to, with_global_view=cfg.with_global_view)
                 for image, meta in zip(inputs, metas)]
-
-    @staticmethod
-    def _to_original(prob: Tensor, meta: dict) -> Tensor:
-        """Resize (T, h, w) probabilities straight to ``ori_shape`` and undo a test-time flip."""
-        prob = F.interpolate(prob[None], size=tuple(meta['ori_shape'][:2]), mode='bilinear',
-                             align_corners=False)[0]
-        if meta.get('flip', False):
-            prob = prob.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
-        return prob
-
-    @classmethod
-    def _argmax_at_original(cls, chunks: Iterable[Tensor],
-                            meta: dict) -> Tuple[Tensor, Tensor]:
-        """``_to_original(probs).argmax(0)`` (1, H, W) and the classes' mean probabilities (T,)
-        of probabilities given in class chunks (t, h, w), upsampling one class at a time: memory
-        is two maps at ``ori_shape`` plus one chunk, whatever T."""
-        best, label, means = None, None, []
-        for chunk in chunks:
-            for prob in chunk:
-                value = cls._to_original(prob[None], meta)[0]
-                means.append(value.mean())
-                if best is None:
-                    best = value
-                    label = torch.zeros(best.shape, dtype=torch.long, device=best.device)
-                    continue
-                # Strictly greater: on ties the earlier class wins, as in a single argmax.
-                label.masked_fill_(value > best, len(means) - 1)
-                torch.maximum(best, value, out=best)
-        return label[None], torch.stack(means)
 
     @staticmethod
     def _metas(inputs: Tensor, data_samples: OptSampleList) -> List[dict]:

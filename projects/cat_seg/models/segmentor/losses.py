@@ -8,12 +8,6 @@ from torch import Tensor, nn
 IGNORE_MODES = ('negative', 'mask')
 
 
-def class_probabilities(logits: Tensor) -> Tensor:
-    """Per-class probabilities of logits (..., T, H, W): each class is an independent binary
-    (sigmoid) score, as :class:`CATSegBCELoss` trains it; they need not sum to 1."""
-    return logits.sigmoid()
-
-
 @MODELS.register_module()
 class CATSegBCELoss(nn.Module):
     """Binary cross-entropy of every class logit against one-hot targets.

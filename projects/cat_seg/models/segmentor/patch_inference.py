@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .losses import class_probabilities
+from .postprocessing import class_probabilities
 
 
 def window_offsets(size: Tuple[int, int], crop_size: Tuple[int, int],

@@ -1,57 +1,12 @@
-"""The ``'cpu'`` execution plan's tools: the same functions as the plain modules, computed in
-steps that fit a CPU's caches, with fused kernels and buffers updated in place.
-
-Every function here is exact (equal to the plain computation up to float rounding); the modules
-call them from their ``forward_cpu`` methods. Measurements behind each budget: docs/performance.md.
+"""The bodies of the execution plans' fast paths (``execution.ExecutionPlan``): the same
+functions as the plain modules, computed with fewer FLOPs, fused kernels or buffers updated in
+place. Every function here is exact (equal to the plain computation up to float rounding).
 """
 from functools import lru_cache
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
-
-# Working set of one class chunk of the per-class stages: glibc serves smaller blocks from a
-# reused heap, while larger temporaries are mapped afresh and page-faulted at every call.
-CHUNK_BUDGET_BYTES = 32 * 2 ** 20
-# One class chunk's last-stage decoder maps, kept within the L3 cache the convolutions stream.
-DECODER_CHUNK_BUDGET_BYTES = 12 * 2 ** 20
-# Tokens per class-aggregation step: every class of a few pixels, a (tokens, C) tile in L2/L3.
-CLASS_STEP_TOKENS = 4096
-# Cost embeddings larger than this are updated in place: one copy of them in memory, not three.
-IN_PLACE_MIN_BYTES = 512 * 2 ** 20
-# Classes whose sliding-window views are merged at a time: no 640x640 maps of every class at once.
-CPU_MERGE_CLASSES = 64
-# Tokens per MLP step: the hidden layer stays cache- and heap-resident instead of being streamed.
-ROWS_PER_STEP = 2048
-
-
-# ----------------------------------------------------------------------------- class chunks
-def class_chunks(num_classes: int, size: int) -> List[slice]:
-    """Slices of at most ``size`` consecutive indices covering ``range(num_classes)``."""
-    return [slice(start, start + size) for start in range(0, num_classes, size)]
-
-
-def chunk_of(x: Tensor, chunk: slice) -> Tensor:
-    """Classes ``chunk`` of x (B, T, ...) as a contiguous (B, t, ...) tensor.
-
-    With several views the slice is strided across images; a contiguous copy lets (B, t) flatten
-    as a view, so the convolutions get channels-last input, oneDNN's fast layout.
-    """
-    return x[:, chunk].contiguous()
-
-
-def update_chunks(x: Tensor, chunks: Sequence[slice], fn: Callable[[slice], Tensor],
-                  inplace: bool = False) -> Tensor:
-    """``fn(c)`` for each class chunk ``c`` of x (B, T, ...), concatenated along T.
-
-    With ``inplace`` and no gradient recorded, the results overwrite x instead (one copy of x
-    instead of three), for a caller that owns x and whose ``fn(c)`` reads only chunk ``c``.
-    """
-    if not inplace or torch.is_grad_enabled():
-        return torch.cat([fn(chunk) for chunk in chunks], dim=1)
-    for chunk in chunks:
-        x[:, chunk] = fn(chunk)
-    return x
 
 
 # ----------------------------------------------------------------------------- element-wise
@@ -64,10 +19,11 @@ _IN_PLACE = {nn.GELU: lambda act, h: torch.ops.aten.gelu_(h, approximate=act.app
              nn.ReLU: lambda act, h: h.relu_()}
 
 
-def feed_forward(x: Tensor, fc1: nn.Linear, activation: nn.Module, fc2: nn.Linear) -> Tensor:
+def feed_forward(x: Tensor, fc1: nn.Linear, activation: nn.Module, fc2: nn.Linear,
+                 rows_per_step: int) -> Tensor:
     """``fc2(activation(fc1(x)))`` over the last dim of x (..., C) -> (..., C_out).
 
-    Without autograd or autocast, ``ROWS_PER_STEP`` tokens at a time with the activation in
+    Without autograd or autocast, ``rows_per_step`` tokens at a time with the activation in
     place, written into one output (the same values: every token is computed alone).
     """
     if (torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type)
@@ -75,8 +31,8 @@ def feed_forward(x: Tensor, fc1: nn.Linear, activation: nn.Module, fc2: nn.Linea
         return fc2(activation(fc1(x)))
     rows = x.reshape(-1, x.shape[-1])
     out = rows.new_empty(rows.shape[0], fc2.out_features)
-    for start in range(0, rows.shape[0], ROWS_PER_STEP):
-        step = slice(start, start + ROWS_PER_STEP)
+    for start in range(0, rows.shape[0], rows_per_step):
+        step = slice(start, start + rows_per_step)
         hidden = _IN_PLACE[type(activation)](activation, fc1(rows[step]))
         torch.addmm(fc2.bias, hidden, fc2.weight.t(), out=out[step])
     return out.view(*x.shape[:-1], fc2.out_features)
