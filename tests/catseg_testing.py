@@ -193,6 +193,26 @@ def raw_batch(sizes=((70, 90), (70, 90)), with_labels=False):
     return dict(inputs=images, data_samples=samples)
 
 
+def assert_labels_score_best(scores, labels, tolerance: float) -> None:
+    """Every pixel's label scores within ``tolerance`` of its best class.
+
+    An argmax comparison at every pixel that holds for any weights: where random weights leave
+    classes near-tied, float rounding may pick either, and both are right.
+
+    Args:
+        scores: (T, H, W) class scores or probabilities (tensor or array).
+        labels: (H, W) class indices (tensor or array).
+    """
+    scores = torch.as_tensor(scores).float()
+    labels = torch.as_tensor(labels.astype('int64') if hasattr(labels, 'astype')
+                             else labels.long())
+    shortfall = scores.amax(0) - scores.gather(0, labels[None])[0]
+    worst = shortfall.argmax()
+    assert shortfall.max() <= tolerance, (
+        f'pixel {divmod(int(worst), labels.shape[1])}: label {int(labels.flatten()[worst])} '
+        f'scores {float(shortfall.flatten()[worst]):.3g} below the best class')
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now, for a rendezvous that must not collide with another
     run on the same machine (torchrun's default 29500 may be taken)."""

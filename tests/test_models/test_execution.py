@@ -10,7 +10,7 @@ import torch
 
 from cat_seg.models.head.class_aggregation import ClassAggregation
 from cat_seg.models.execution import EXECUTION_PLANS, resolve_execution
-from catseg_testing import raw_batch
+from catseg_testing import assert_labels_score_best, raw_batch
 
 
 def test_auto_resolves_to_cpu_on_cpus_and_plain_elsewhere():
@@ -73,26 +73,27 @@ def test_plain_and_cpu_plans_give_the_same_predictions(tiny_catseg, mode, num_cl
     plain = predict_under(model, 'plain', data, vocabulary)
     cpu = predict_under(model, 'cpu', data, vocabulary)
     torch.testing.assert_close(cpu.seg_logits.data, plain.seg_logits.data, atol=1e-5, rtol=1e-5)
-    # Labels agree wherever the best class leads by more than the tolerance (random weights
-    # leave near-ties among hundreds of classes).
-    top2 = plain.seg_logits.data.topk(2, dim=0).values
-    clear = (top2[0] - top2[1]) > 2e-5
-    assert clear.float().mean() > 0.5
-    assert torch.equal(cpu.pred_sem_seg.data[0][clear], plain.pred_sem_seg.data[0][clear])
+    # Both plans' scores differ by at most the tolerance above, so the cpu label is within
+    # twice that of the plain plan's best class at every pixel.
+    scores = plain.seg_logits.data
+    assert_labels_score_best(scores, cpu.pred_sem_seg.data[0],
+                             2 * (1e-5 + 1e-5 * float(scores.abs().max())))
 
 
 def test_plans_agree_without_full_probabilities(tiny_catseg):
     """return_probs=False: the cpu plan's class-by-class argmax and mean scores equal the plain
     plan's batched ones."""
     model = tiny_catseg.eval()
-    model.test_cfg = dict(model.test_cfg, return_probs=False)
     data = model.data_preprocessor(raw_batch(sizes=((70, 90),)), False)
+    probs = predict_under(model, 'plain', data, ['sky', 'tree', 'road']).seg_logits.data
+    model.test_cfg = dict(model.test_cfg, return_probs=False)
     plain = predict_under(model, 'plain', data, ['sky', 'tree', 'road'])
     cpu = predict_under(model, 'cpu', data, ['sky', 'tree', 'road'])
     assert 'seg_logits' not in plain and 'seg_logits' not in cpu
     torch.testing.assert_close(cpu.pred_class_scores, plain.pred_class_scores, atol=1e-6,
                                rtol=1e-6)
-    assert (cpu.pred_sem_seg.data == plain.pred_sem_seg.data).float().mean() > 0.99
+    for labels in (plain.pred_sem_seg.data[0], cpu.pred_sem_seg.data[0]):
+        assert_labels_score_best(probs, labels, 1e-5)
 
 
 @pytest.mark.parametrize('num_classes', [5, 300])
