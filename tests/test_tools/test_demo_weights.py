@@ -5,8 +5,8 @@ import http.server
 import socket
 import sys
 import threading
-import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -92,6 +92,7 @@ def test_release_configs_name_their_official_weights(torch_home, monkeypatch):
     assert released_weights_url(str(configs / 'catseg_vith.py')) == 'http://127.0.0.1:1/mine.pth'
 
 
+@pytest.mark.slow
 def test_make_demo_downloads_the_released_weights_once(parity_fixture, fixture_config, serve,
                                                        torch_home, tmp_path, monkeypatch):
     weights = (parity_fixture.path / 'state_dict.pt').read_bytes()
@@ -119,15 +120,14 @@ def test_make_demo_downloads_the_released_weights_once(parity_fixture, fixture_c
                                expected['sem_seg_head.predictor.clip_model.visual.conv1.weight'])
 
 
+@pytest.mark.slow
 def test_offline_the_demo_stops_at_once_with_one_line(fixture_config, tmp_path):
     url = f'http://127.0.0.1:{free_port()}/model_base.pth'        # nothing listens there
-    start = time.monotonic()
     result, log = run_tool(
         [sys.executable, str(REPO_ROOT / 'tools' / 'demo.py'), str(REPO_ROOT / 'demo' /
          'astronaut.jpg'), '--vocab', 'sky', '--config', str(fixture_config), '--out',
-         str(tmp_path / 'out')], cwd=tmp_path,
+         str(tmp_path / 'out')], cwd=tmp_path, timeout=60,     # a retrying demo times out
         env={'TORCH_HOME': str(tmp_path / 'torch_home'), WEIGHTS_URL_ENV: url})
-    assert time.monotonic() - start < 30
     assert result.returncode == 2 and 'Traceback' not in log
     errors = [line for line in log.splitlines() if line.startswith('error:')]
     assert errors == [errors[0]] and f"could not download the checkpoint '{url}'" in errors[0]
@@ -135,6 +135,7 @@ def test_offline_the_demo_stops_at_once_with_one_line(fixture_config, tmp_path):
     assert not list((tmp_path / 'torch_home' / 'hub' / 'checkpoints').iterdir())
 
 
+@pytest.mark.slow
 def test_a_config_without_released_weights_needs_a_checkpoint(fixture_config, tmp_path):
     result, log = run_tool([sys.executable, str(REPO_ROOT / 'tools' / 'demo.py'),
                             str(REPO_ROOT / 'demo' / 'astronaut.jpg'), '--vocab', 'sky',
@@ -165,15 +166,15 @@ def test_a_partial_download_is_deleted(serve, torch_home):
 
 
 def test_a_server_that_never_answers_times_out(tmp_path):
-    with socket.socket() as silent:          # accepts connections (backlog), never replies
+    # The socket closes first on the way out, so a download that ignored its timeout ends too.
+    with ThreadPoolExecutor(1) as pool, socket.socket() as silent:
         silent.bind(('127.0.0.1', 0))
-        silent.listen(1)
+        silent.listen(1)      # accepts connections (backlog), never replies
         url = f'http://127.0.0.1:{silent.getsockname()[1]}/model_base.pth'
-        start = time.monotonic()
+        download = pool.submit(download_checkpoint, url, tmp_path / 'model_base.pth', timeout=1)
         with pytest.raises(ValueError, match=rf"could not download the checkpoint '{url}' "
                                              r'\(.*(timed out|no answer within 1 s)'):
-            download_checkpoint(url, tmp_path / 'model_base.pth', timeout=1)
-        assert time.monotonic() - start < 5
+            download.result(timeout=60)
     assert not list(tmp_path.iterdir())
 
 
