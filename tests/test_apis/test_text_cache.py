@@ -94,6 +94,7 @@ def test_the_wrong_shape_names_what_this_vocabulary_needs(tiny_checkpoint, tmp_p
         'recomputing it']
 
 
+@pytest.mark.slow
 def test_two_demo_processes_share_a_new_vocabulary(tiny_checkpoint, tmp_path):
     """Both processes find no entry, both compute and write it at about the same time."""
     cache = tmp_path / 'cache'

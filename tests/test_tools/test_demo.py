@@ -20,6 +20,8 @@ from catseg_testing import (REPO_ROOT, TINY_CONFIG, assert_labels_are_an_argmax,
                             catseg_config_from_fixture)
 from image_corpus import BROKEN, EXOTIC, write_image_corpus
 
+pytestmark = pytest.mark.slow  # tools/demo.py in subprocesses
+
 DEMO = REPO_ROOT / 'tools' / 'demo.py'
 VOCAB = 'person, spacesuit, flag'
 

@@ -14,6 +14,8 @@ from cat_seg.weights.download import WEIGHTS_URL_ENV, released_weights_url
 from catseg_testing import (REPO_ROOT, run_tool, v1_catseg_config_from_fixture,
                             v1_parity_fixture_dirs)
 
+pytestmark = pytest.mark.slow  # tools/demo.py and the converter in subprocesses
+
 V1 = 'https://huggingface.co/hamacojr/CAT-Seg/resolve/main/'
 
 

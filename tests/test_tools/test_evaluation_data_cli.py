@@ -14,6 +14,8 @@ from PIL import Image
 from catseg_testing import (REPO_ROOT, TINY_CONFIG, run_tool, tiny_model_config,
                             write_synthetic_dataset)
 
+pytestmark = pytest.mark.slow  # tools/test.py and benchmark.sh in subprocesses
+
 TOOLS = REPO_ROOT / 'tools'
 
 

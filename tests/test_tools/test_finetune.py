@@ -54,6 +54,7 @@ def tiny_finetune_config(data_root, work_dir) -> Config:
     return cfg
 
 
+@pytest.mark.slow
 def test_finetuning_raises_held_out_miou_and_names_come_from_the_file(tmp_path):
     data = custom_dataset(tmp_path / 'data')
     work_dir = tmp_path / 'work'

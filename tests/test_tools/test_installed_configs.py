@@ -11,6 +11,8 @@ import pytest
 from cat_seg.configs import config_dir
 from catseg_testing import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # pip installs the package
+
 # What setup.py, setup.cfg and MANIFEST.in build from (the sdist's content).
 SOURCES = ('setup.py', 'setup.cfg', 'pyproject.toml', 'MANIFEST.in', 'README.md', 'projects',
            'configs')

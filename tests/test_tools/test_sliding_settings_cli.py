@@ -9,6 +9,8 @@ from mmseg.registry import MODELS
 from catseg_testing import (REPO_ROOT, TINY_CONFIG, run_tool, tiny_model_config,
                             write_synthetic_dataset)
 
+pytestmark = pytest.mark.slow  # tools/test.py in a subprocess
+
 # The tiny config slides 64-px windows at stride 32 over a 96-px resize.
 BAD_SETTINGS = {
     'zero stride': ('stride', '[0,0]',

@@ -13,6 +13,8 @@ from cat_seg import compat
 from cat_seg.cli import SLURM_VARIABLES, add_runner_arguments, load_runner_config
 from catseg_testing import REPO_ROOT, TINY_CONFIG, free_port, write_synthetic_dataset
 
+pytestmark = pytest.mark.slow  # the Slurm scripts train and test in gloo subprocesses
+
 TOOLS = REPO_ROOT / 'tools'
 # Records its arguments, then starts --ntasks copies of the command as srun does on one node.
 FAKE_SRUN = textwrap.dedent('''\

@@ -2,12 +2,15 @@
 writes TensorBoard event files with the training and validation scalars."""
 from pathlib import Path
 
+import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cat_seg.cli import configure_distributed_backend
 from catseg_testing import REPO_ROOT, TINY_CONFIG, write_synthetic_dataset
+
+pytestmark = pytest.mark.slow  # trains through mmengine's runner
 
 RUNTIME = REPO_ROOT / 'configs' / '_base_' / 'runtime_tensorboard.py'
 

@@ -11,6 +11,8 @@ import torch
 from catseg_testing import (REPO_ROOT, TINY_CONFIG, free_port, run_tool as run,
                             write_synthetic_dataset)
 
+pytestmark = pytest.mark.slow  # tools/train.py, tools/test.py and dist_train.sh in subprocesses
+
 TOOLS = REPO_ROOT / 'tools'
 
 

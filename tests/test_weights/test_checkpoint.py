@@ -28,6 +28,7 @@ def test_unexpected_official_key_is_named():
         convert_official_state_dict({'sem_seg_head.extra.weight': torch.zeros(1)})
 
 
+@pytest.mark.slow
 def test_converter_cli_writes_a_loadable_checkpoint(parity_fixture, tmp_path):
     out = tmp_path / 'converted.pth'
     result = subprocess.run([sys.executable, str(CONVERTER),
@@ -39,6 +40,7 @@ def test_converter_cli_writes_a_loadable_checkpoint(parity_fixture, tmp_path):
     assert state_dict.keys() == convert_official_state_dict(parity_fixture.state_dict).keys()
 
 
+@pytest.mark.slow
 def test_converter_cli_reports_a_missing_file(tmp_path):
     result = subprocess.run([sys.executable, str(CONVERTER), str(tmp_path / 'missing.pth'),
                              str(tmp_path / 'out.pth')], capture_output=True, text=True,
@@ -83,6 +85,7 @@ def test_mmengine_and_detectron2_containers_are_unwrapped(tmp_path):
         assert list(load_weights_file(str(path))) == ['a']
 
 
+@pytest.mark.slow
 def test_converter_checks_the_result_against_a_config(parity_fixture, tmp_path):
     from mmengine.config import Config
 

@@ -96,6 +96,7 @@ def test_an_unmapped_swin_key_is_named():
         convert_official_state_dict(state_dict)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', DEFAULT_V1_PARITY_DIRS, ids=lambda p: p.name)
 def test_a_v1_checkpoint_loads_strictly_on_the_fly_and_through_the_cli(path, tmp_path):
     config = json.loads((path / 'config.json').read_text())
