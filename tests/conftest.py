@@ -54,3 +54,14 @@ def fixture_config(parity_fixture, tmp_path):
     Config(dict(model=catseg_config_from_fixture(parity_fixture.config),
                 custom_imports=dict(imports=['cat_seg']))).dump(str(path))
     return path
+
+
+@pytest.fixture
+def autocast_requests(monkeypatch):
+    """The ``test_cfg.precision`` of every forward pass from now on, as CATSeg asks for its
+    autocast dtype (the answer is unchanged)."""
+    from cat_seg.models.segmentor import catseg
+    seen, resolve = [], catseg.autocast_dtype
+    monkeypatch.setattr(catseg, 'autocast_dtype', lambda precision, device_type:
+                        seen.append(precision) or resolve(precision, device_type))
+    return seen

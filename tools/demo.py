@@ -69,7 +69,8 @@ def main(argv=None) -> int:
         out = Path(args.out)
         check_writable(out)
         inferencer = CATSegInferencer(args.config, checkpoint, args.device, args.mode,
-                                      text_cache_dir=args.text_cache or None)
+                                      text_cache_dir=args.text_cache or None,
+                                      precision=args.precision)
 
     failures = 0
     # A bar on terminals only: elsewhere its redraws would split the report's lines.

@@ -67,12 +67,15 @@ class SegmentationApp:
         opacity (float): Weight of the class colours in the overlay. Defaults to 0.5.
         max_classes (int): Longer vocabularies are refused with a message. Defaults to
             ``DEFAULT_MAX_CLASSES``.
+        precision (str): 'fp32', 'bf16' or 'fp16' (see ``CATSegInferencer``). Defaults to
+            'fp32'.
     """
 
     def __init__(self, config: str, checkpoint: str, device: str = 'cpu',
                  text_cache_dir: Optional[str] = str(DEFAULT_TEXT_CACHE), opacity: float = 0.5,
-                 max_classes: int = DEFAULT_MAX_CLASSES):
-        self.inferencer = CATSegInferencer(config, checkpoint, device, 'slide', text_cache_dir)
+                 max_classes: int = DEFAULT_MAX_CLASSES, precision: str = 'fp32'):
+        self.inferencer = CATSegInferencer(config, checkpoint, device, 'slide', text_cache_dir,
+                                           precision)
         # The model reads test_cfg at every prediction: one model serves both modes.
         slide = dict(self.inferencer.model.test_cfg)
         self.test_cfgs = {'slide': slide, 'whole': dict(slide, mode='whole')}
@@ -204,7 +207,7 @@ def main(argv=None) -> int:
                              'classes')
         checkpoint = check_inference_arguments(args)
         app = SegmentationApp(args.config, checkpoint, args.device, args.text_cache or None,
-                              args.opacity, args.max_classes)
+                              args.opacity, args.max_classes, args.precision)
     app.blocks().launch(server_name='127.0.0.1', server_port=args.port, show_error=True)
     return 0
 

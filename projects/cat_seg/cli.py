@@ -17,6 +17,7 @@ from mmengine.registry import MODEL_WRAPPERS
 from PIL import Image
 
 from .apis.text_cache import DEFAULT_TEXT_CACHE
+from .models.segmentor.inference_settings import PRECISIONS
 from .vocabulary import VOCABULARY_NAMES
 from .weights.download import WEIGHTS_URL_ENV, released_weights_url
 
@@ -90,6 +91,10 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """Options the inference tools share (tools/demo.py, tools/webui.py); checked by
     ``check_inference_arguments``."""
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
+                        help='fp32 (default: reproduces the official numbers), or the forward '
+                        'pass under autocast: bf16 on CPUs with bf16 units (AVX512-BF16, AMX; '
+                        'elsewhere it runs in fp32, with a warning), fp16 on GPUs')
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='weight of the class colours in the overlay, in [0, 1]')
     parser.add_argument('--text-cache', default=str(DEFAULT_TEXT_CACHE),

@@ -100,6 +100,19 @@ def test_max_pixels_sets_the_limit(tiny_catseg, tmp_path, monkeypatch, capsys):
     assert '1 of 2 images segmented' in log.out and (tmp_path / 'out' / 'small.json').is_file()
 
 
+def test_precision_option_reaches_the_model(tiny_catseg, tmp_path, autocast_requests, capsys):
+    torch.save(tiny_catseg.state_dict(), tmp_path / 'tiny.pth')
+    Image.new('RGB', (20, 20)).save(tmp_path / 'a.png')
+    for precision in ('bf16', 'fp16', None):
+        option = ['--precision', precision] if precision else []
+        status = demo_module().main([str(tmp_path / 'a.png'), '--vocab', 'sky', '--config',
+                                     str(TINY_CONFIG), '--checkpoint', str(tmp_path / 'tiny.pth'),
+                                     '--out', str(tmp_path / 'out'), '--mode', 'whole',
+                                     '--text-cache', '', *option])
+        assert status == 0, capsys.readouterr()
+    assert autocast_requests == ['bf16', 'fp16', 'fp32']    # fp32 by default
+
+
 @pytest.mark.parametrize('extra,message', [
     (['--vocab', ' , '], 'the vocabulary is empty'),
     (['--vocab', 'sky', '--opacity', '2'], 'must be in \\[0, 1\\]'),
@@ -108,6 +121,7 @@ def test_max_pixels_sets_the_limit(tiny_catseg, tmp_path, monkeypatch, capsys):
      'exist'),
     (['--dataset', 'ade21k'], "invalid choice: 'ade21k'"),
     (['--vocab', 'sky', '--max-pixels', '0'], '--max-pixels 0 must be a positive number'),
+    (['--vocab', 'sky', '--precision', 'int8'], "argument --precision: invalid choice: 'int8'"),
 ])
 def test_unusable_arguments_exit_2(parity_fixture, fixture_config, tmp_path, extra, message):
     result, log = demo(REPO_ROOT / 'demo' / 'astronaut.jpg', *extra, '--config', fixture_config,

@@ -15,11 +15,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
 from PIL import Image
 
 from cat_seg.apis import CATSegInferencer
-from catseg_testing import REPO_ROOT, catseg_config_from_fixture, free_port, \
+from catseg_testing import REPO_ROOT, TINY_CONFIG, catseg_config_from_fixture, free_port, \
     load_parity_fixture, parity_fixture_dirs
 
 pytestmark = pytest.mark.slow  # the web app's server in a subprocess
@@ -254,6 +255,35 @@ def test_the_class_limit_counts_distinct_classes(app, monkeypatch):
                        'this app was started with; name fewer, or restart it with '
                        r'--max-classes 3 \(or more\)'):
         app.segment(upload(PHOTO), 'sky, flag, person', 'whole')
+
+
+def test_precision_option_serves_both_modes(webui, tiny_catseg, tmp_path, monkeypatch,
+                                            autocast_requests):
+    torch.save(tiny_catseg.state_dict(), tmp_path / 'tiny.pth')
+    app = webui.SegmentationApp(str(TINY_CONFIG), str(tmp_path / 'tiny.pth'),
+                                text_cache_dir=None, precision='bf16')
+    for mode in ('slide', 'whole'):
+        app.segment(upload(PHOTO), 'sky, person', mode)
+    assert autocast_requests == ['bf16', 'bf16']
+
+    # The command line hands --precision (and --max-classes) to the app it serves.
+    built = {}
+
+    class Recorder:
+        def __init__(self, *args):
+            built['args'] = args
+
+        def blocks(self):
+            return self
+
+        def launch(self, **kwargs):
+            built['launch'] = kwargs
+
+    monkeypatch.setattr(webui, 'SegmentationApp', Recorder)
+    webui.main([str(TINY_CONFIG), str(tmp_path / 'tiny.pth'), '--precision', 'fp16',
+                '--max-classes', '7', '--port', '7999'])
+    assert built['args'][-2:] == (7, 'fp16')
+    assert built['launch']['server_name'] == '127.0.0.1'
 
 
 @pytest.mark.parametrize('content,vocabulary,mode,message', [

@@ -19,6 +19,7 @@ from ..head.catseg_head import CATSegHeadInputs
 from .patch_inference import PatchLogits, fused_chunks, patch_logits
 from .postprocessing import argmax_at_original, class_probabilities, to_original
 from .inference_settings import InferenceSettings
+from .precision import autocast_dtype
 
 
 @MODELS.register_module()
@@ -283,7 +284,7 @@ class CATSeg(EncoderDecoder):
 
     # ----------------------------------------------------------------- inference modes
     def _autocast(self, device_type: str):
-        dtype = self.test_settings.autocast_dtype
+        dtype = autocast_dtype(self.test_settings.precision, device_type)
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type, dtype=dtype)

@@ -66,10 +66,6 @@ class InferenceSettings:
                              'stride=(256, 256), resize_to=(640, 640)')
         return settings
 
-    @property
-    def autocast_dtype(self) -> Optional[torch.dtype]:
-        return PRECISIONS[self.precision]
-
 
 def positive_pair(key: str, value) -> Tuple[int, int]:
     """``value`` as an (h, w) pair of positive ints; the error names ``key`` and ``value``."""
