@@ -69,8 +69,9 @@ class CATSeg(EncoderDecoder):
             ``ori_shape`` and upsamples one class at a time into the argmax, so memory does not
             grow with T (benchmarks, inferencer); the argmax is the same. ``precision``:
             'fp32' (default), or 'bf16' / 'fp16' to run the forward pass under autocast
-            (bf16 on CPUs with AVX512-BF16/AMX, fp16 on GPUs); probabilities come back as
-            float32 (deviation from fp32: README "Performance").
+            (bf16 on CPUs with AVX512-BF16/AMX, elsewhere fp32 with a warning; fp16 on GPUs:
+            ``precision.autocast_dtype``); probabilities come back as float32 (deviation from
+            fp32: README "Performance").
         data_preprocessor (dict, optional): ``SegDataPreProcessor`` with CLIP mean/std.
         init_cfg (dict, optional): Initialisation config.
 
