@@ -122,7 +122,8 @@ def main(argv=None) -> int:
         check_writable(out)
         start_ranks(args.launcher)
         inferencer = CATSegInferencer(args.config, checkpoint, args.device, args.mode,
-                                      text_cache_dir=args.text_cache or None)
+                                      text_cache_dir=args.text_cache or None,
+                                      precision=args.precision)
         if inferencer.text_cache is not None and get_dist_info()[0] == 0:
             # Rank 0 encodes a new vocabulary once; the others then read it from the cache.
             inferencer.text_cache.prime(vocabulary, args.device)

@@ -262,6 +262,18 @@ def segment_module():
     return module
 
 
+def test_precision_option_reaches_the_model(options, tmp_path, autocast_requests, monkeypatch):
+    (tmp_path / 'photos').mkdir()
+    Image.new('RGB', (20, 20)).save(tmp_path / 'photos' / 'a.png')
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', Image.MAX_IMAGE_PIXELS)   # the tool sets it
+    for run, precision in enumerate(('bf16', 'fp16', None)):
+        option = ['--precision', precision] if precision else []
+        status = segment_module().main([str(tmp_path / 'photos'), *map(str, options), '--out',
+                                        str(tmp_path / f'out{run}'), '--mode', 'whole', *option])
+        assert status == 0
+    assert autocast_requests == ['bf16', 'fp16', 'fp32']    # fp32 by default
+
+
 @pytest.mark.parametrize('layout, extra, message', [
     ({'photos/a.png': 'image'}, ['photos', '--out', 'photos/labels'],
      "--out '.*photos/labels' is inside the input directory 'photos': a rerun would read the "
