@@ -2,7 +2,6 @@
 the disk text cache read once per vocabulary."""
 import numpy as np
 import pytest
-import torch
 from mmengine.config import Config
 from PIL import Image
 
@@ -12,13 +11,6 @@ from catseg_testing import (REPO_ROOT, TINY_CONFIG, assert_labels_are_an_argmax,
                             catseg_config_from_fixture)
 
 VOCABULARY = ['sky', ['person', 'human'], 'flag', 'tree', 'road']
-
-
-@pytest.fixture
-def tiny_checkpoint(tiny_catseg, tmp_path):
-    path = tmp_path / 'tiny.pth'
-    torch.save(tiny_catseg.state_dict(), path)
-    return str(path)
 
 
 @pytest.fixture

@@ -18,13 +18,6 @@ PHOTO = REPO_ROOT / 'demo' / 'astronaut.jpg'
 
 
 @pytest.fixture
-def tiny_checkpoint(tiny_catseg, tmp_path):
-    path = tmp_path / 'tiny.pth'
-    torch.save(tiny_catseg.state_dict(), path)
-    return str(path)
-
-
-@pytest.fixture
 def warnings_logged():
     """WARNING lines logged through mmengine's current logger while the test runs."""
     lines = []
