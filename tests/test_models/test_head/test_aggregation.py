@@ -191,7 +191,10 @@ def test_decoder_stage_equals_upsampling_then_concatenation(height, width, execu
     (dict(num_heads=3), 'num_heads=3 must divide embed_dims=32'),
     (dict(test_pool_size=(0, 1)), r'test_pool_size=\(0, 1\) must be two positive ints'),
     (dict(decoder_channels=(32,)), r'decoder_channels=\(32,\).*need one entry per stage'),
-    (dict(decoder_channels=(24, 16)), 'decoder channels 24 must be a multiple of'),
+    (dict(decoder_channels=(50, 16)), r'decoder channels 50 give GroupNorm 3 groups \(50 // '
+                                      r'channels_per_group=16\), which must be at least 1 and '
+                                      'divide 50'),
+    (dict(decoder_channels=(32, 8)), 'decoder channels 8 give GroupNorm 0 groups'),
     (dict(class_chunk_size=0), "class_chunk_size=0 must be None, 'auto' or an int"),
     (dict(class_chunk_size='small'), "class_chunk_size='small' must be None, 'auto' or an int"),
 ])

@@ -35,20 +35,23 @@ class UpsamplingStage(nn.Module):
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels.
-        guidance_channels (int): Projected guidance channels (must be < in_channels).
-        channels_per_group (int): GroupNorm groups = out_channels // this (official: 16).
+        guidance_channels (int): Projected guidance channels (must be < in_channels); 0 for a
+            stage without guidance.
+        channels_per_group (int): GroupNorm groups = out_channels // this (official: 16),
+            which must be at least 1 and divide out_channels (e.g. 24 -> 1 group, 40 -> 2).
     """
 
     def __init__(self, in_channels: int, out_channels: int, guidance_channels: int,
                  channels_per_group: int = 16):
         super().__init__()
-        if out_channels % channels_per_group:
-            raise ValueError(f'decoder channels {out_channels} must be a multiple of '
-                             f'channels_per_group={channels_per_group} for GroupNorm')
+        groups = out_channels // channels_per_group
+        if groups < 1 or out_channels % groups:
+            raise ValueError(f'decoder channels {out_channels} give GroupNorm {groups} groups '
+                             f'({out_channels} // channels_per_group={channels_per_group}), which '
+                             f'must be at least 1 and divide {out_channels}')
         if not 0 <= guidance_channels < in_channels:
             raise ValueError(f'decoder guidance projection channels {guidance_channels} must be '
                              f'smaller than the stage input channels {in_channels}')
-        groups = out_channels // channels_per_group
         self.guidance_channels = guidance_channels
         self.up = nn.ConvTranspose2d(in_channels, in_channels - guidance_channels, 2, stride=2)
         self.convs = nn.Sequential(
@@ -100,7 +103,8 @@ class UpsamplingDecoder(nn.Module):
             aggregated cost at its own resolution and the segmentor upsamples its output.
         guidance_channels (Sequence[int]): Input channels of each stage's guidance, coarse to
             fine, e.g. (256, 128).
-        guidance_proj_channels (Sequence[int]): Projected guidance channels, e.g. (32, 16).
+        guidance_proj_channels (Sequence[int]): Projected guidance channels, e.g. (32, 16); a
+            stage with 0 takes no guidance (official DECODER_GUIDANCE_DIMS starting with 0).
         channels_per_group (int): GroupNorm channels per group. Defaults to 16.
     """
 
@@ -112,8 +116,10 @@ class UpsamplingDecoder(nn.Module):
             raise ValueError(f'decoder_channels={tuple(channels)}, decoder_guidance_channels='
                              f'{tuple(guidance_channels)} and decoder_guidance_proj_channels='
                              f'{tuple(guidance_proj_channels)} need one entry per stage')
+        # A stage without guidance still gets the map: the fused plan reads its size.
         self.guidance_projs = nn.ModuleList(
             ConvModule(c_in, c_out, 3, padding=1, norm_cfg=None, act_cfg=dict(type='ReLU'))
+            if c_out else nn.Identity()
             for c_in, c_out in zip(guidance_channels, guidance_proj_channels))
         stage_in = (in_channels, *channels[:-1])
         self.stages = nn.ModuleList(
