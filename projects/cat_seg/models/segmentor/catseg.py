@@ -53,7 +53,7 @@ class CATSeg(EncoderDecoder):
             ``FINETUNE_POLICIES`` or patterns. Defaults to 'attention_qv' (release).
         pad_size_divisor (int): Images are zero-padded (in normalised space) to a multiple of
             this before the resize to the CLIP resolution, as the release does (fixture README
-            §3). Defaults to 32.
+            §3); 0 or 1: no padding (official SIZE_DIVISIBILITY). Defaults to 32.
         execution (str): How the head and the post-processing run: 'plain' (the paper's
             operations, all classes and views batched: for GPUs), 'cpu' (the same function in
             cache-sized steps: for CPUs) or 'auto' (default): 'cpu' for CPU inputs, 'plain'
@@ -104,7 +104,11 @@ class CATSeg(EncoderDecoder):
         self.guidance = MODELS.build(guidance)
         self.vocabulary = list(vocabulary) if vocabulary is not None else None
         self.train_vocabulary = list(train_vocabulary) if train_vocabulary is not None else None
-        self.pad_size_divisor = pad_size_divisor
+        if pad_size_divisor < 0:
+            raise ValueError(f'pad_size_divisor={pad_size_divisor} must be >= 0 (0 or 1: no '
+                             'padding)')
+        # 0 pads nothing in detectron2's ImageList and mmseg's stack_batch alike.
+        self.pad_size_divisor = max(pad_size_divisor, 1)
         self.execution = check_execution(execution)
         self.trainable_clip_parameters = apply_finetune_policy(self, finetune_policy)
 
