@@ -561,18 +561,3 @@ def _official_swin(add, norm, prefix, backbone):
         if i in backbone['out_indices']:
             norm(f'{prefix}norm{i}', dims)
         dims *= 2
-
-
-def assert_labels_are_an_argmax(probs, label_map) -> None:
-    """At every pixel the label map names a class whose stored probability is the largest.
-
-    The label map is the argmax of float32 probabilities; rounding them (e.g. to float16) is
-    monotonic, so this holds exactly for any weights, float16 ties included: no margin, no
-    fraction of "decided" pixels. It cannot pass vacuously unless the probabilities (T, H, W)
-    tie at every pixel, which is asserted against.
-    """
-    import numpy as np
-    chosen = np.take_along_axis(probs, label_map[None].astype(np.int64), axis=0)[0]
-    np.testing.assert_array_equal(chosen, probs.max(0))
-    ranked = np.sort(probs, axis=0)
-    assert (ranked[-1] > ranked[-2]).any(), 'the probabilities tie at every pixel'
