@@ -8,7 +8,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 from cat_seg.compat import DORMANT_STACK_NOTICES
-from cat_seg.weights.checkpoint import convert_official_state_dict
+from cat_seg.weights.convert_release import convert_official_state_dict
 from catseg_testing import (ParityFixture, catseg_config_from_fixture, load_parity_fixture,
                             parity_fixture_dirs, tiny_model_config)
 

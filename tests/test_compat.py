@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cat_seg import compat
-from cat_seg.weights.checkpoint import load_weights_file
+from cat_seg.weights.files import load_weights_file
 
 
 def run_python(code: str, *args: str) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ import os.path as osp
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.datasets.pairing import check_test_data
-from cat_seg.weights.checkpoint import load_checkpoint_into
+from cat_seg.weights.loading import load_checkpoint_into
 from cat_seg.cli import add_runner_arguments, exit_tool, load_runner_config, main_guard
 from cat_seg.configs import mode_test_cfg
 from mmengine.config import Config

@@ -5,8 +5,8 @@
 import argparse
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
-from cat_seg.cli import (add_runner_arguments, check_resume_checkpoint, exit_tool,
-                             load_runner_config, main_guard)
+from cat_seg.cli import add_runner_arguments, exit_tool, load_runner_config, main_guard
+from cat_seg.weights.resume import check_resume_checkpoint
 from mmengine.config import Config
 from mmengine.runner import Runner
 

@@ -22,10 +22,6 @@ from .vocabulary import VOCABULARY_NAMES
 from .weights.download import WEIGHTS_URL_ENV, released_weights_url
 
 
-# What mmengine's Runner.resume reads from a checkpoint besides the weights.
-RESUME_KEYS = ('meta', 'state_dict', 'optimizer')
-
-
 @MODEL_WRAPPERS.register_module()
 class CATSegCPUDistributedDataParallel(MMDistributedDataParallel):
     """mmengine's DDP wrapper for CPU processes: the runner passes ``device_ids=[LOCAL_RANK]``,
@@ -175,33 +171,6 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     parser.add_argument('--debug', action='store_true', help='show tracebacks')
-
-
-def check_resume_checkpoint(path: str) -> None:
-    """Refuse a ``--resume`` file that is not a training checkpoint before the runner reads it:
-    mmengine would stop with a traceback on a truncated or foreign file.
-
-    Raises:
-        FileNotFoundError: The file does not exist.
-        ValueError: Naming the file: unreadable (truncated, not a ``torch.save`` file, or a pickle
-            that is not plain data), or weights without the training state.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'--resume checkpoint {path!r} does not exist')
-    try:
-        # mmap: the check reads the file's structure, not every tensor.
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except Exception as error:  # the unpickler and the zip reader raise many types
-        reason = (str(error).splitlines() or [''])[0]
-        raise ValueError(f'cannot resume from {path!r}: it is not a readable checkpoint of '
-                         'tools/train.py (truncated, or another kind of file: '
-                         f'{type(error).__name__}: {reason})') from error
-    missing = [key for key in RESUME_KEYS
-               if not (isinstance(checkpoint, dict) and key in checkpoint)]
-    if missing:
-        raise ValueError(f'cannot resume from {path!r}: it has no training state {missing}, so '
-                         'it is not a checkpoint of tools/train.py; to start training from its '
-                         f'weights use --cfg-options load_from={path}')
 
 
 # What mmengine's slurm set-up reads; srun sets them in every task.

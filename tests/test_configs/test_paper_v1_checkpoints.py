@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS
 
-from cat_seg.weights.checkpoint import convert_official_state_dict
+from cat_seg.weights.convert_release import convert_official_state_dict
 from cat_seg.weights.meta_device import parameters_on_meta
 from cat_seg.models import CATSegFrozenBatchNorm2d
 from cat_seg.models.clip.prompt_templates import PROMPT_TEMPLATES

@@ -4,7 +4,7 @@ import copy
 import torch
 from mmseg.registry import MODELS
 
-from cat_seg.weights.checkpoint import convert_official_state_dict
+from cat_seg.weights.convert_release import convert_official_state_dict
 from catseg_testing import catseg_config_from_fixture, raw_batch, tiny_model_config
 from test_parity.test_segmentor_parity import preprocess
 

@@ -21,7 +21,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from cat_seg.weights.checkpoint import convert_official_state_dict
+from cat_seg.weights.convert_release import convert_official_state_dict
 from cat_seg.models.head.catseg_head import CATSegHeadInputs
 from cat_seg.models.segmentor.patch_inference import patch_inference
 from catseg_testing import v1_catseg_config_from_fixture, v1_parity_fixture_dirs

@@ -14,8 +14,8 @@ import torch
 from mmengine.config import Config
 
 from cat_seg.apis import CATSegInferencer
-from cat_seg.weights.checkpoint import fetch_checkpoint, load_checkpoint_file
-from cat_seg.weights.download import WEIGHTS_URL_ENV, download_checkpoint, released_weights_url
+from cat_seg.weights.download import (WEIGHTS_URL_ENV, download_checkpoint, fetch_checkpoint,
+                                      load_checkpoint_file, released_weights_url)
 from catseg_testing import REPO_ROOT, catseg_config_from_fixture, free_port, run_tool
 
 RELEASE = 'https://huggingface.co/spaces/hamacojr/CAT-Seg-weights/resolve/main/'

@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import CheckpointLoader, Runner
 
-from cat_seg.weights.checkpoint import convert_official_state_dict
+from cat_seg.weights.convert_release import convert_official_state_dict
 from cat_seg.datasets import CATSegCustomDataset
 from cat_seg.weights import CATSegOfficialCheckpointHook
 from cat_seg.cli import configure_distributed_backend

@@ -1,11 +1,13 @@
-"""Official checkpoint conversion and safe weight loading (cat_seg.weights.checkpoint, the converter CLI)."""
+"""Official checkpoint conversion and safe weight loading (cat_seg.weights, the converter CLI)."""
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from cat_seg.weights.checkpoint import convert_official_state_dict, load_clip_tower, load_weights_file
+from cat_seg.weights.clip_towers import load_clip_tower
+from cat_seg.weights.convert_release import convert_official_state_dict
+from cat_seg.weights.files import load_weights_file
 from cat_seg.models import CATSegCLIPImageEncoder
 from catseg_testing import REPO_ROOT
 
@@ -75,7 +77,7 @@ def test_clip_weights_of_another_architecture_are_rejected_with_key_names(tmp_pa
     torch.save({'visual.conv1.weight': torch.zeros(1), 'visual.extra': torch.zeros(1)}, path)
     encoder = CATSegCLIPImageEncoder(TINY_VISION, img_size=64, guidance_layers=(0,))
     with pytest.raises(ValueError, match=r"first unexpected key \['extra'\], first missing key"):
-        load_clip_tower(encoder, str(path), tower='visual')
+        load_clip_tower(encoder, load_weights_file(str(path)), 'visual', str(path))
 
 
 def test_mmengine_and_detectron2_containers_are_unwrapped(tmp_path):

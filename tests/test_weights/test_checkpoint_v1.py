@@ -1,4 +1,4 @@
-"""Official arXiv-v1 checkpoints (cat_seg.weights.checkpoint_v1): recognised by their keys, every key
+"""Official arXiv-v1 checkpoints (cat_seg.weights.convert_v1): recognised by their keys, every key
 mapped or dropped, the Swin patch merging reordered exactly, on the fly and by the CLI."""
 import json
 import subprocess
@@ -10,8 +10,8 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 
 from cat_seg.apis.inferencer import load_checkpoint_into
-from cat_seg.weights.checkpoint import convert_official_state_dict
-from cat_seg.weights.checkpoint_v1 import is_v1_layout, unfold_channel_order
+from cat_seg.weights.convert_release import convert_official_state_dict
+from cat_seg.weights.convert_v1 import is_v1_layout, unfold_channel_order
 from catseg_testing import (DEFAULT_PARITY_DIR, DEFAULT_V1_PARITY_DIRS, REPO_ROOT,
                             v1_catseg_config_from_fixture)
 

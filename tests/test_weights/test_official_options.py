@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
-from cat_seg.weights.checkpoint import convert_official_state_dict
+from cat_seg.weights.convert_release import convert_official_state_dict
 from cat_seg.weights.meta_device import parameters_on_meta
 from cat_seg.models.head.class_aggregation import ClassAggregation
 from catseg_testing import (DEFAULT_PARITY_DIR, DEFAULT_V1_PARITY_DIRS, OFFICIAL_CLIP, REPO_ROOT,

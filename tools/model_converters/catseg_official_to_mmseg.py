@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from cat_seg.weights.checkpoint import (convert_official_state_dict, load_checkpoint_into,
-                                load_weights_file)
+from cat_seg.weights.convert_release import convert_official_state_dict
+from cat_seg.weights.files import load_weights_file
+from cat_seg.weights.loading import load_checkpoint_into
 from cat_seg.cli import main_guard
 
 

@@ -15,7 +15,8 @@ from mmseg.utils import register_all_modules
 from PIL import Image
 from torch import Tensor
 
-from ..weights.checkpoint import fetch_checkpoint, load_checkpoint_into
+from ..weights.download import fetch_checkpoint
+from ..weights.loading import load_checkpoint_into
 from ..configs import mode_test_cfg
 from ..datasets.loading import save_label_map
 from ..models.segmentor.patch_inference import patch_logits

@@ -1,5 +1,7 @@
-"""Weights: safe file reading, released checkpoints and their downloads, conversion of release
-and arXiv-v1 checkpoints, building on the meta device, and the runner-side hook."""
+"""Weights: safe file reading (files), released checkpoints and downloads (download), conversion
+of OpenAI CLIP towers (clip_towers) and of official release and arXiv-v1 checkpoints
+(convert_release, convert_v1), strict loading into a model (loading), building on the meta device
+(meta_device), the runner-side hook (runner_hook) and the resume check (resume)."""
 from .runner_hook import CATSegOfficialCheckpointHook, load_from_url
 
 __all__ = ['CATSegOfficialCheckpointHook', 'load_from_url']

@@ -1,4 +1,5 @@
-"""Released weights: which checkpoint URL belongs to a config, and downloading a URL.
+"""Released weights: which checkpoint URL belongs to a config, downloading a URL once, and
+reading a checkpoint given as a path or a URL.
 
 A config's released checkpoint is the ``Weights`` field of its entry in the ``metafile.yaml``
 beside it, OpenMMLab's model-index format (as mmseg's ``configs/<algorithm>/metafile.yaml``, which
@@ -9,13 +10,18 @@ import http.client
 import os
 import tempfile
 import threading
+import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Dict, Optional
 
+import torch
 from mmengine.fileio import load
 from mmengine.logging import print_log
+from torch import Tensor
 from tqdm import tqdm
+
+from .files import load_weights_file
 
 WEIGHTS_URL_ENV = 'CATSEG_WEIGHTS_URL'
 # Seconds a download may wait for the server: to connect (name lookup included) and per read.
@@ -102,3 +108,40 @@ def download_checkpoint(url: str, target: Path, timeout: float = DOWNLOAD_TIMEOU
             from error
     finally:
         Path(partial.name).unlink(missing_ok=True)
+
+
+def fetch_checkpoint(path_or_url: str) -> str:
+    """A local path for a checkpoint given as a path or a URL (http(s)://, file://).
+
+    URLs are downloaded once into torch hub's ``checkpoints`` directory (``$TORCH_HOME``), where
+    mmengine keeps its downloads too, and reused afterwards (``download_checkpoint``:
+    with a timeout, all of the file or nothing).
+    """
+    if '://' not in path_or_url:
+        return path_or_url
+    name = Path(urllib.parse.urlparse(path_or_url).path).name
+    if not name:
+        raise ValueError(f'checkpoint URL {path_or_url!r} does not end with a file name')
+    target = Path(torch.hub.get_dir()) / 'checkpoints' / name
+    if not target.is_file():
+        download_checkpoint(path_or_url, target)
+    return str(target)
+
+
+def load_checkpoint_file(path_or_url: str) -> Dict[str, Tensor]:
+    """``load_weights_file`` of a path or a URL (``fetch_checkpoint``).
+
+    Raises:
+        ValueError: A downloaded file that does not load; it is deleted, so that the next run
+            downloads it again.
+    """
+    path = fetch_checkpoint(path_or_url)
+    if path == path_or_url:
+        return load_weights_file(path)
+    try:
+        return load_weights_file(path)
+    except ValueError as error:
+        Path(path).unlink(missing_ok=True)
+        raise ValueError(f'the checkpoint downloaded from {path_or_url!r} does not load and was '
+                         f'deleted ({path}), so the next run downloads it again: {error}') \
+            from error

@@ -10,8 +10,10 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import CheckpointLoader
 from mmseg.registry import HOOKS
 
-from .checkpoint import (check_state_dict_fits, convert_official_state_dict, fetch_checkpoint,
-                          is_official_state_dict)
+from .convert_release import convert_official_state_dict, is_official_state_dict
+from .download import fetch_checkpoint
+from .files import refused_pickle
+from .loading import check_state_dict_fits
 
 
 # Replaces mmengine's http(s) loader: it goes through torch.hub, whose weights_only defaults to
@@ -33,9 +35,8 @@ def load_from_url(filename: str, map_location: Optional[str] = None) -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise ValueError(f'checkpoint {filename!r} (downloaded to {path!r}) is not a plain '
-                         'weights file and is refused: it may contain code (weights_only=True '
-                         f'loading failed: {error})') from None
+        raise refused_pickle(f'checkpoint {filename!r} (downloaded to {path!r})', error) \
+            from None
 
 
 @HOOKS.register_module()

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from cat_seg.configs import mode_test_cfg
-from cat_seg.weights.checkpoint import load_weights_file
+from cat_seg.weights.files import load_weights_file
 from cat_seg.datasets import LoadCATSegAnnotations
 from cat_seg.models.head.guidance import CATSegBackboneGuidance
 from cat_seg.models.head.guided_linear import GuidedLinear
@@ -49,7 +49,7 @@ def test_label_map_ids_that_do_not_fit_the_png_are_named(tmp_path):
 
 
 def test_checkpoint_url_without_a_file_name_is_named():
-    from cat_seg.weights.checkpoint import fetch_checkpoint
+    from cat_seg.weights.download import fetch_checkpoint
     with pytest.raises(ValueError, match="checkpoint URL 'https://host/' does not end with a file"):
         fetch_checkpoint('https://host/')
 

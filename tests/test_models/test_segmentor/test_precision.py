@@ -8,7 +8,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from cat_seg.models.segmentor import precision
-from cat_seg.weights.checkpoint import convert_official_state_dict
+from cat_seg.weights.convert_release import convert_official_state_dict
 from catseg_testing import catseg_config_from_fixture, raw_batch
 
 NAMES = ['sky', 'grass', 'road']

@@ -6,15 +6,25 @@ open_clip blocks use ``nn.MultiheadAttention``, whose input projection is one pa
 masking the gradient would still let AdamW's decoupled weight decay move the frozen key rows. So
 the three matrices are separate parameters here, named as in the official checkpoints
 (``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight``), and a packed ``in_proj_weight`` found
-while loading (OpenAI / open_clip weights) is split on the fly.
+while loading (OpenAI / open_clip weights) is split on the fly by ``split_packed_qkv``, which
+the weights package also uses for whole checkpoints (the layout is this module's to define).
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 PROJECTIONS = ('q', 'k', 'v')
+PACKED_WEIGHT = 'in_proj_weight'
+
+
+def split_packed_qkv(key: str, packed: Tensor) -> Dict[str, Tensor]:
+    """A packed ``<prefix>in_proj_weight`` (3W, W), rows q, k, v, as the separate weights of
+    ``SplitQKVAttention``: ``{'<prefix>q_proj_weight': (W, W), ...k..., ...v...}``."""
+    prefix = key[:-len(PACKED_WEIGHT)]
+    return {f'{prefix}{name}_proj_weight': weight
+            for name, weight in zip(PROJECTIONS, packed.chunk(3))}
 
 
 class SplitQKVAttention(nn.Module):
@@ -46,10 +56,9 @@ class SplitQKVAttention(nn.Module):
         return split
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        packed = state_dict.pop(prefix + 'in_proj_weight', None)
-        if packed is not None:
-            for name, weight in zip(PROJECTIONS, packed.chunk(3)):
-                state_dict[f'{prefix}{name}_proj_weight'] = weight
+        if prefix + PACKED_WEIGHT in state_dict:
+            key = prefix + PACKED_WEIGHT
+            state_dict.update(split_packed_qkv(key, state_dict.pop(key)))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def project(self, x: Tensor, name: str) -> Tensor:

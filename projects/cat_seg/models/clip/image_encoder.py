@@ -11,7 +11,8 @@ from mmseg.utils import OptConfigType
 from open_clip.transformer import QuickGELU, VisionTransformer
 from torch import Tensor, nn
 
-from ...weights.checkpoint import load_clip_tower
+from ...weights.clip_towers import load_clip_tower
+from ...weights.files import load_weights_file
 from .arch_zoo import resolve_arch
 from .attention import split_qkv_
 
@@ -129,7 +130,7 @@ class CATSegCLIPImageEncoder(BaseModule):
             self.vpt_prompts = nn.Parameter(torch.empty(
                 vpt_depth, vpt_prompts, cfg['embed_dims']).uniform_(-bound, bound))
         if pretrained is not None:
-            load_clip_tower(self, pretrained, tower='visual')
+            load_clip_tower(self, load_weights_file(pretrained), 'visual', pretrained)
 
     def positional_table(self, grid: Tuple[int, int]) -> Tensor:
         """Positional embeddings for a ``grid`` of patches, (1 + H * W, W).

@@ -12,7 +12,8 @@ from open_clip.transformer import TextTransformer
 from torch import Tensor
 
 from ...vocabulary import SYNONYM_RULES, class_synonyms
-from ...weights.checkpoint import load_clip_tower
+from ...weights.clip_towers import load_clip_tower
+from ...weights.files import load_weights_file
 from .arch_zoo import resolve_arch
 from .attention import split_qkv_
 from .image_encoder import activation
@@ -86,7 +87,7 @@ class CATSegCLIPTextEncoder(BaseModule):
         self._cache: 'OrderedDict[tuple, Tensor]' = OrderedDict()
         self.num_prompts_encoded = 0
         if pretrained is not None:
-            load_clip_tower(self, pretrained, tower='text')
+            load_clip_tower(self, load_weights_file(pretrained), 'text', pretrained)
 
     @property
     def num_prompts(self) -> int:

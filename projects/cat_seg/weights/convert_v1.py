@@ -9,12 +9,14 @@ They differ from the release layout in two places (v1 fixture README "State-dict
 - CLIP attention keeps the fused ``attn.in_proj_weight`` (rows q, k, v), which is split into the
   release's ``q_proj_weight`` / ``k_proj_weight`` / ``v_proj_weight``.
 
-Everything else (CLIP towers, aggregator) has the release's keys; ``checkpoint.py`` maps them.
+Everything else (CLIP towers, aggregator) has the release's keys; ``convert_release.py`` maps them.
 """
 import re
 from typing import Callable, Dict, Optional, Tuple, Union
 
 from torch import Tensor
+
+from ..models.clip.attention import split_packed_qkv
 
 Replacement = Union[str, Callable[[re.Match], str]]
 
@@ -58,7 +60,7 @@ SWIN_MERGING = re.compile(r'^stages\.\d+\.downsample\.')
 
 # Official detectron2 prefix of the guidance backbone, and of the CLIP model's fused attention.
 BACKBONE_PREFIX = 'backbone.'
-FUSED_ATTENTION = re.compile(r'^(sem_seg_head\.predictor\.clip_model\..*\.attn\.)in_proj_weight$')
+FUSED_ATTENTION = re.compile(r'^sem_seg_head\.predictor\.clip_model\..*\.attn\.in_proj_weight$')
 
 
 def is_v1_layout(state_dict: Dict[str, Tensor]) -> bool:
@@ -85,9 +87,7 @@ def split_v1_state_dict(
             name, value = _map_backbone_key(key[len(BACKBONE_PREFIX):], value, table)
             guidance[GUIDANCE_PREFIX + name] = value
         elif FUSED_ATTENTION.match(key):
-            prefix = FUSED_ATTENTION.match(key)[1]
-            for projection, weight in zip('qkv', value.chunk(3)):
-                rest[f'{prefix}{projection}_proj_weight'] = weight
+            rest.update(split_packed_qkv(key, value))
         else:
             rest[key] = value
     return guidance, rest
@@ -102,7 +102,7 @@ def _backbone_table(keys) -> Optional[Tuple[Tuple[str, str], ...]]:
             return table
     raise ValueError(f'unexpected key {BACKBONE_PREFIX + keys[0]!r} in the official v1 CAT-Seg '
                      'checkpoint: the guidance backbone is neither detectron2\'s ResNet nor '
-                     'D2SwinTransformer (see cat_seg/weights/checkpoint_v1.py)')
+                     'D2SwinTransformer (see cat_seg/weights/convert_v1.py)')
 
 
 def _map_backbone_key(key: str, value: Tensor, table) -> Tuple[str, Tensor]:
@@ -114,7 +114,7 @@ def _map_backbone_key(key: str, value: Tensor, table) -> Tuple[str, Tensor]:
             return name, value
     raise ValueError(f'unexpected key {BACKBONE_PREFIX + key!r} in the official v1 CAT-Seg '
                      'checkpoint: it is neither mapped nor known to be unused (see '
-                     'cat_seg/weights/checkpoint_v1.py)')
+                     'cat_seg/weights/convert_v1.py)')
 
 
 def unfold_channel_order(value: Tensor) -> Tensor:
