@@ -6,7 +6,7 @@ import argparse
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.cli import add_runner_arguments, exit_tool, load_runner_config, main_guard
-from cat_seg.weights.resume import check_resume_checkpoint
+from cat_seg.weights.resume import auto_resume_checkpoint, check_resume_checkpoint
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -27,7 +27,10 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        # Resolved here, in this work dir only; without a checkpoint the config's load_from stays.
+        resume_from = auto_resume_checkpoint(cfg.work_dir)
+        cfg.resume = resume_from is not None
+        cfg.load_from = resume_from or cfg.get('load_from')
     elif args.resume:
         check_resume_checkpoint(args.resume)
         cfg.resume, cfg.load_from = True, args.resume

@@ -1,10 +1,15 @@
-"""Reading weight files safely: third-party files are data, never code.
+"""Weight files, read safely and written whole.
 
-Every load is ``torch.load(weights_only=True)`` (or safetensors), so a pickle that would run code
-is refused, with one message (``refused_pickle``) wherever it happens.
+Third-party files are data, never code: every load is ``torch.load(weights_only=True)`` (or
+safetensors), so a pickle that would run code is refused, with one message (``refused_pickle``)
+wherever it happens. A file we write is complete under its final name or absent
+(``atomic_write``).
 """
+import contextlib
+import os
+import secrets
 from pathlib import Path
-from typing import Dict
+from typing import IO, Dict, Iterator, Union
 
 import torch
 from torch import Tensor
@@ -46,3 +51,34 @@ def load_weights_file(path: str) -> Dict[str, Tensor]:
     if not isinstance(data, dict):
         raise ValueError(f'{str(file)!r} holds a {type(data).__name__}, not a state dict')
     return data
+
+
+@contextlib.contextmanager
+def atomic_write(path: Union[str, Path], mode: str = 'wb') -> Iterator[IO]:
+    """Open ``path`` for writing so that it only ever appears complete.
+
+    The data go to a temporary file beside ``path`` (a name unique to this writer, so concurrent
+    writers never share one), are flushed and fsynced, and the file is renamed over ``path``; the
+    directory is fsynced so the rename survives a power cut. If the block raises (or the process
+    is killed), ``path`` keeps its previous content or stays absent.
+
+    Examples:
+        >>> with atomic_write('work_dirs/x/iter_4.pth') as file:
+        ...     torch.save(checkpoint, file)
+    """
+    path = Path(path)
+    # Hidden and unique per writer; created with the usual permissions (mkstemp would make 0600).
+    temporary = path.with_name(f'.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
+    try:
+        with open(temporary, mode.replace('w', 'x')) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

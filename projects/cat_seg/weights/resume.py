@@ -1,10 +1,42 @@
-"""Which checkpoint ``tools/train.py --resume`` continues from, checked before the runner reads it."""
+"""Which checkpoint ``tools/train.py --resume`` continues from, checked before the runner reads it.
+
+``--resume FILE`` is refused, naming FILE, unless FILE is a readable training checkpoint.
+``--resume`` alone looks only inside the work dir being resumed: the checkpoint ``last_checkpoint``
+names (by file name, so a copied or moved work dir resumes from its own copy), then
+``iter_<N>.pth`` / ``epoch_<N>.pth`` from the largest N down; unreadable ones (torn, empty, not a
+checkpoint) are skipped with one warning line.
+"""
+import os
 import os.path as osp
+import re
+import sys
+from typing import List, Optional
 
 import torch
 
 # What mmengine's Runner.resume reads from a checkpoint besides the weights.
 RESUME_KEYS = ('meta', 'state_dict', 'optimizer')
+# File names of mmengine's CheckpointHook (filename_tmpl 'iter_{}.pth' / 'epoch_{}.pth').
+STEP_CHECKPOINT = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
+
+
+def resume_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be resumed from (unreadable: truncated, empty, not a ``torch.save``
+    file or a pickle that is not plain data; or weights without the training state), or None."""
+    try:
+        # mmap: the check reads the file's structure, not every tensor.
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception as error:  # the unpickler and the zip reader raise many types
+        reason = (str(error).splitlines() or [''])[0]
+        return ('it is not a readable checkpoint of tools/train.py (truncated, or another kind '
+                f'of file: {type(error).__name__}: {reason})')
+    missing = [key for key in RESUME_KEYS
+               if not (isinstance(checkpoint, dict) and key in checkpoint)]
+    if missing:
+        return (f'it has no training state {missing}, so it is not a checkpoint of '
+                f'tools/train.py; to start training from its weights use --cfg-options '
+                f'load_from={path}')
+    return None
 
 
 def check_resume_checkpoint(path: str) -> None:
@@ -13,22 +45,52 @@ def check_resume_checkpoint(path: str) -> None:
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ValueError: Naming the file: unreadable (truncated, not a ``torch.save`` file, or a pickle
-            that is not plain data), or weights without the training state.
+        ValueError: ``cannot resume from '<path>': <resume_problem>``.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'--resume checkpoint {path!r} does not exist')
-    try:
-        # mmap: the check reads the file's structure, not every tensor.
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except Exception as error:  # the unpickler and the zip reader raise many types
-        reason = (str(error).splitlines() or [''])[0]
-        raise ValueError(f'cannot resume from {path!r}: it is not a readable checkpoint of '
-                         'tools/train.py (truncated, or another kind of file: '
-                         f'{type(error).__name__}: {reason})') from error
-    missing = [key for key in RESUME_KEYS
-               if not (isinstance(checkpoint, dict) and key in checkpoint)]
-    if missing:
-        raise ValueError(f'cannot resume from {path!r}: it has no training state {missing}, so '
-                         'it is not a checkpoint of tools/train.py; to start training from its '
-                         f'weights use --cfg-options load_from={path}')
+    problem = resume_problem(path)
+    if problem:
+        raise ValueError(f'cannot resume from {path!r}: {problem}')
+
+
+def resume_candidates(work_dir: str) -> List[str]:
+    """Checkpoints of ``work_dir``, newest first: the one ``last_checkpoint`` names (looked up by
+    its file name inside ``work_dir``), then ``iter_<N>.pth`` / ``epoch_<N>.pth`` by N."""
+    recorded = osp.join(work_dir, 'last_checkpoint')
+    candidates = []
+    if osp.isfile(recorded):
+        with open(recorded) as file:
+            name = osp.basename(file.read().strip())
+        if name:
+            candidates.append(osp.join(work_dir, name))
+    steps = {}
+    for name in (os.listdir(work_dir) if osp.isdir(work_dir) else []):
+        match = STEP_CHECKPOINT.match(name)
+        if match:
+            steps[osp.join(work_dir, name)] = int(match[1])
+    candidates += sorted(steps, key=steps.get, reverse=True)
+    return list(dict.fromkeys(candidates))
+
+
+def auto_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest readable checkpoint of ``work_dir`` (``resume_candidates``), None when the work
+    dir has none and records none (a new run). Skipped files are named in one warning line.
+
+    Raises:
+        ValueError: The work dir has checkpoints (or ``last_checkpoint`` names one), and none is
+            readable: naming the work dir and each file tried with its problem.
+    """
+    tried = []
+    for path in resume_candidates(work_dir):
+        problem = resume_problem(path) if osp.isfile(path) else 'it does not exist'
+        if problem is None:
+            if tried:
+                print(f'warning: skipped {"; ".join(tried)}; resuming from {path!r}',
+                      file=sys.stderr)
+            return path
+        tried.append(f'{path!r} ({problem})')
+    if tried:
+        raise ValueError(f'no readable checkpoint to resume from in the work dir {work_dir!r}; '
+                         f'tried {"; ".join(tried)}')
+    return None
