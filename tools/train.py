@@ -28,11 +28,11 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
         # Resolved here, in this work dir only; without a checkpoint the config's load_from stays.
-        resume_from = auto_resume_checkpoint(cfg.work_dir)
+        resume_from = auto_resume_checkpoint(cfg.work_dir, cfg.model)
         cfg.resume = resume_from is not None
         cfg.load_from = resume_from or cfg.get('load_from')
     elif args.resume:
-        check_resume_checkpoint(args.resume)
+        check_resume_checkpoint(args.resume, cfg.model)
         cfg.resume, cfg.load_from = True, args.resume
     return cfg
 

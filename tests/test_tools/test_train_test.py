@@ -87,6 +87,20 @@ def test_resume_refuses_a_file_that_is_not_a_training_checkpoint(trained, kind):
     assert f"error: cannot resume from '{path}': {reason}" in log
 
 
+@pytest.mark.parametrize('named', [True, False])
+def test_resume_refuses_a_checkpoint_of_another_architecture(trained, tmp_path, named):
+    """mmengine would resume non-strictly (the extra layer at its initialisation)."""
+    root, data, work_dir, _ = trained
+    work_dir = copy_work_dir(trained, tmp_path / 'work')
+    resume = ['--resume', str(work_dir / 'iter_4.pth')] if named else ['--resume']
+    result, log = run([sys.executable, str(TOOLS / 'train.py'), str(TINY_CONFIG), '--work-dir',
+                       str(work_dir), *resume, *data_options(data),
+                       'model.decode_head.num_layers=2'], cwd=root)
+    assert result.returncode == 2 and 'Traceback' not in log, log[-3000:]
+    assert re.search(rf"error: cannot resume from '{work_dir / 'iter_4.pth'}': its weights do "
+                     r"not match the config: \d+ missing keys \['decode_head\.layers\.1\.", log)
+
+
 def copy_work_dir(trained, target: Path) -> Path:
     """A copy of the trained work dir (iter_2.pth, iter_4.pth; last_checkpoint names the
     original's iter_4.pth, which stays where it is)."""

@@ -26,14 +26,9 @@ from cat_seg.cli import main_guard
 def check_against_config(state_dict: dict, config: str) -> None:
     """Raise ValueError naming the keys the model of ``config`` lacks, has extra or reshapes."""
     from mmengine.config import Config
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
 
-    from cat_seg.weights.meta_device import parameters_on_meta
-    register_all_modules()
-    cfg = Config.fromfile(config)
-    with parameters_on_meta():
-        model = MODELS.build(cfg.model)
+    from cat_seg.weights.meta_device import build_model_on_meta
+    model = build_model_on_meta(Config.fromfile(config).model)
     with warnings.catch_warnings():  # copying into meta parameters is a no-op, as intended here
         warnings.simplefilter('ignore', UserWarning)
         load_checkpoint_into(model, state_dict)

@@ -8,6 +8,7 @@ registered; buffers and temporaries stay real (accelerate's ``init_empty_weights
 import contextlib
 from typing import Iterator
 
+from mmseg.utils import ConfigType
 from torch import nn
 
 
@@ -34,3 +35,15 @@ def parameters_on_meta() -> Iterator[None]:
         yield
     finally:
         nn.Module.register_parameter = register
+
+
+def build_model_on_meta(model_cfg: ConfigType) -> nn.Module:
+    """The model of a config (``cfg.model``) with its parameters on the meta device: its state
+    dict's names and shapes, to check a checkpoint against before loading it."""
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    # Nested parts (the data preprocessor) are looked up in the default scope, as the runner does.
+    with DefaultScope.overwrite_default_scope('mmseg'), parameters_on_meta():
+        return MODELS.build(model_cfg)

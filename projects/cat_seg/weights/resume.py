@@ -1,6 +1,8 @@
 """Which checkpoint ``tools/train.py --resume`` continues from, checked before the runner reads it.
 
-``--resume FILE`` is refused, naming FILE, unless FILE is a readable training checkpoint.
+``--resume FILE`` is refused, naming FILE, unless FILE is a readable training checkpoint whose
+weights fit the config's model (mmengine resumes non-strictly: it would go on with the keys that
+differ left at their initialisation, or fail later without naming FILE).
 ``--resume`` alone looks only inside the work dir being resumed: the checkpoint ``last_checkpoint``
 names (by file name, so a copied or moved work dir resumes from its own copy), then
 ``iter_<N>.pth`` / ``epoch_<N>.pth`` from the largest N down; unreadable ones (torn, empty, not a
@@ -13,6 +15,10 @@ import sys
 from typing import List, Optional
 
 import torch
+from mmseg.utils import ConfigType
+
+from .loading import check_state_dict_fits
+from .meta_device import build_model_on_meta
 
 # What mmengine's Runner.resume reads from a checkpoint besides the weights.
 RESUME_KEYS = ('meta', 'state_dict', 'optimizer')
@@ -39,19 +45,33 @@ def resume_problem(path: str) -> Optional[str]:
     return None
 
 
-def check_resume_checkpoint(path: str) -> None:
-    """Refuse a ``--resume`` file that is not a training checkpoint before the runner reads it:
-    mmengine would stop with a traceback on a truncated or foreign file.
+def check_resume_checkpoint(path: str, model_cfg: ConfigType) -> None:
+    """Refuse a ``--resume`` file before the runner reads it unless it is a training checkpoint
+    of the config's model: mmengine would stop with a traceback on a truncated or foreign file.
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ValueError: ``cannot resume from '<path>': <resume_problem>``.
+        ValueError: ``cannot resume from '<path>': <resume_problem>``, or naming the keys that do
+            not fit ``model_cfg``.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'--resume checkpoint {path!r} does not exist')
     problem = resume_problem(path)
     if problem:
         raise ValueError(f'cannot resume from {path!r}: {problem}')
+    check_resume_fits(path, model_cfg)
+
+
+def check_resume_fits(path: str, model_cfg: ConfigType) -> None:
+    """Refuse a readable training checkpoint whose weights do not fit ``model_cfg``'s model.
+
+    Raises:
+        ValueError: ``cannot resume from '<path>': its weights do not match the config: ...``.
+    """
+    state_dict = torch.load(path, map_location='cpu', weights_only=True, mmap=True)['state_dict']
+    check_state_dict_fits(build_model_on_meta(model_cfg), state_dict,
+                          f'cannot resume from {path!r}: its weights do not match the config',
+                          'resume with the config it was trained with')
 
 
 def resume_candidates(work_dir: str) -> List[str]:
@@ -73,13 +93,14 @@ def resume_candidates(work_dir: str) -> List[str]:
     return list(dict.fromkeys(candidates))
 
 
-def auto_resume_checkpoint(work_dir: str) -> Optional[str]:
+def auto_resume_checkpoint(work_dir: str, model_cfg: ConfigType) -> Optional[str]:
     """The newest readable checkpoint of ``work_dir`` (``resume_candidates``), None when the work
     dir has none and records none (a new run). Skipped files are named in one warning line.
 
     Raises:
         ValueError: The work dir has checkpoints (or ``last_checkpoint`` names one), and none is
-            readable: naming the work dir and each file tried with its problem.
+            readable: naming the work dir and each file tried with its problem. Or the newest
+            readable one does not fit ``model_cfg`` (``check_resume_fits``).
     """
     tried = []
     for path in resume_candidates(work_dir):
@@ -88,6 +109,7 @@ def auto_resume_checkpoint(work_dir: str) -> Optional[str]:
             if tried:
                 print(f'warning: skipped {"; ".join(tried)}; resuming from {path!r}',
                       file=sys.stderr)
+            check_resume_fits(path, model_cfg)
             return path
         tried.append(f'{path!r} ({problem})')
     if tried:
