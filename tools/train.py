@@ -16,7 +16,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from CKPT, or from the latest checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision: bf16 on CPUs, on GPUs bf16 where '
+                        'supported, else fp16 with loss scaling (CATSegAmpOptimWrapper)')
     add_runner_arguments(parser)
     return parser.parse_args(argv)
 
@@ -24,7 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> Config:
     cfg = load_runner_config(args)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.type = 'CATSegAmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
         # Resolved here, in this work dir only; without a checkpoint the config's load_from stays.
