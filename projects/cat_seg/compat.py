@@ -29,6 +29,12 @@ Imported first by ``cat_seg/__init__.py``. Each shim acts only when its problem 
    category, so every other warning still shows. The tools import ``cat_seg`` before they read
    a config, so the filter is in place before mmengine first imports ``pkg_resources``.
 
+5. The runner's ``compile`` setting. mmengine 0.10.7 compiles the whole ``train_step``, which
+   includes ``OptimWrapper.update_params`` (backward and the optimiser step); dynamo (torch
+   2.14) fails inside ``torch.optim`` there ("'UserDefinedDictVariable' object has no attribute
+   'items'" in ``Adam.step``). The update runs eagerly (``torch.compiler.disable``); the
+   forward pass and loss are still compiled.
+
 (``pkg_resources`` itself, which mmengine needs to resolve ``mmseg::`` configs, cannot be
 provided here: mmseg's own tools read a config before its ``custom_imports`` import ``cat_seg``.
 setup.cfg pins ``setuptools<82`` instead.)
@@ -179,7 +185,17 @@ def allow_distributed_runs_without_cuda() -> bool:
     return True
 
 
+def keep_optimiser_updates_eager() -> bool:
+    """Exclude ``OptimWrapper.update_params`` from compilation (see 5. above); True if patched."""
+    from mmengine.optim import OptimWrapper
+    if getattr(OptimWrapper.update_params, '_torchdynamo_disable', False):
+        return False
+    OptimWrapper.update_params = torch.compiler.disable(OptimWrapper.update_params)
+    return True
+
+
 quiet_dormant_stack_notices()
 install_lite_mmcv_ops()
 allow_distributed_runs_without_cuda()
+keep_optimiser_updates_eager()
 make_runner_checkpoints_weights_only_loadable()

@@ -68,12 +68,12 @@ def inference_call(model, names):
         batch = dict(inputs=[image], data_samples=[SegDataSample(metainfo=meta)])
         data = model.data_preprocessor(batch, training=False)
         with torch.no_grad():
-            model.predict(data['inputs'], data['data_samples'], vocabulary=names)
+            return model.predict(data['inputs'], data['data_samples'], vocabulary=names)
     return call
 
 
 def train_call(model, names):
-    """``loss`` + ``backward`` of one labelled image, as a closure."""
+    """``loss`` + ``backward`` of one labelled image, as a closure returning the loss."""
     model.train()
     model.train_vocabulary = names
     image = torch.randint(0, 256, (3, *TRAIN_SIZE), dtype=torch.uint8)
@@ -82,8 +82,9 @@ def train_call(model, names):
     data = model.data_preprocessor(dict(inputs=[image], data_samples=[sample]), training=True)
 
     def call():
-        losses = model.loss(data['inputs'], data['data_samples'])
-        sum(losses.values()).backward()
+        loss = sum(model.loss(data['inputs'], data['data_samples']).values())
+        loss.backward()
+        return loss.detach()
     return call
 
 

@@ -14,6 +14,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptSampleList, SampleList, ad
 from torch import Tensor
 
 from ..clip.finetune_policy import apply_finetune_policy
+from ..compile import compile_options, compile_parts
 from ..execution import ExecutionPlan, check_execution, execution_plan
 from ..head.catseg_head import CATSegHeadInputs
 from .patch_inference import PatchLogits, fused_chunks, patch_logits
@@ -58,6 +59,10 @@ class CATSeg(EncoderDecoder):
             operations, all classes and views batched: for GPUs), 'cpu' (the same function in
             cache-sized steps: for CPUs) or 'auto' (default): 'cpu' for CPU inputs, 'plain'
             on other devices, resolved at every call (``execution.resolve_execution``).
+        compile (bool | dict): ``torch.compile`` the CLIP image encoder, guidance, head and
+            loss in place (True, or a dict of ``torch.compile`` options); the sliding-window
+            and post-processing Python stays eager (``compile.py``). Compiled models run the
+            plain plan on every device. Defaults to False.
         train_cfg (dict, optional): Unused (mmseg's signature).
         test_cfg (dict, optional): Options of :class:`InferenceSettings`, validated whenever
             ``test_cfg`` is assigned (assign a new dict to change it): ``mode`` is 'whole' or
@@ -89,6 +94,7 @@ class CATSeg(EncoderDecoder):
                  finetune_policy: Union[str, Sequence[str]] = 'attention_qv',
                  pad_size_divisor: int = 32,
                  execution: str = 'auto',
+                 compile: Union[bool, dict] = False,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -111,6 +117,14 @@ class CATSeg(EncoderDecoder):
         self.pad_size_divisor = max(pad_size_divisor, 1)
         self.execution = check_execution(execution)
         self.trainable_clip_parameters = apply_finetune_policy(self, finetune_policy)
+        options = compile_options(compile)
+        if options is not None:
+            if execution == 'cpu':
+                raise ValueError("model.compile needs model.execution='plain' (or 'auto', which "
+                                 "it makes 'plain'); the cpu plan is not compiled")
+            # AOTAutograd gets the cpu plan's in-place chunk updates wrong (docs/gpu.md).
+            self.execution = 'plain'
+            compile_parts(self, options)
 
     @property
     def test_cfg(self) -> dict:

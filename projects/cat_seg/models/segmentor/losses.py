@@ -1,6 +1,7 @@
 """Per-pixel binary cross-entropy over the class axis (paper §3.5)."""
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
@@ -38,18 +39,32 @@ class CATSegBCELoss(nn.Module):
                 ignore_index: int = 255, **kwargs) -> Tensor:
         """Loss of logits (B, T, H, W) against labels (B, H, W) with values in [0, T) or ignore."""
         num_classes = seg_logits.shape[1]
-        ignored = seg_label == ignore_index
-        labels = seg_label.masked_fill(ignored, 0)
+        labels = seg_label.masked_fill(seg_label == ignore_index, 0)
         if labels.numel() and int(labels.max()) >= num_classes:
             raise ValueError(f'label {int(labels.max())} is outside the {num_classes} classes of '
                              'the training vocabulary; check the dataset classes and '
                              'ignore_index')
+        return self.loss_weight * self.mean_loss(seg_logits, seg_label, weight, ignore_index)
+
+    def mean_loss(self, seg_logits: Tensor, seg_label: Tensor, weight: Optional[Tensor],
+                  ignore_index: int) -> Tensor:
+        """The unweighted loss of labels already checked: tensor operations only, so it
+        compiles into one graph."""
+        num_classes = seg_logits.shape[1]
+        ignored = seg_label == ignore_index
+        labels = seg_label.masked_fill(ignored, 0)
         target = F.one_hot(labels, num_classes).permute(0, 3, 1, 2).to(seg_logits.dtype)
         target = target.masked_fill(ignored[:, None], 0)
         loss = F.binary_cross_entropy_with_logits(seg_logits, target, reduction='none')
         if weight is not None:
             loss = loss * weight[:, None]
         if self.ignore_mode == 'negative':
-            return self.loss_weight * loss.mean()
+            return loss.mean()
+        # A masked sum, not loss[kept]: a data-dependent shape would break a compiled graph.
         kept = (~ignored)[:, None].expand_as(loss)
-        return self.loss_weight * loss[kept].sum() / kept.sum().clamp(min=1)
+        return (loss * kept).sum() / kept.sum().clamp(min=1)
+
+    def compile(self, *args, **kwargs) -> None:
+        """``torch.compile`` :meth:`mean_loss` only: the label check reads a value back to
+        raise its error, which would split the graph."""
+        self.mean_loss = torch.compile(self.mean_loss, *args, **kwargs)
