@@ -42,30 +42,60 @@ OFFICIAL_HEAD_RENAMES: Tuple[Tuple[str, str], ...] = (
      lambda m: f'decode_head.decoder.stages.{int(m[1]) - 1}.convs.'),
     (r'^decode_head\.head\.', 'decode_head.decoder.cls_conv.'),
 )
-# Official keys with no counterpart: CLIP's unused logit scale, and the Swin shift masks that the
-# official code saves as buffers (we build them from the run-time grid).
+# The VPT prompts of the CLIP image encoder (official PROMPT_DEPTH x PROMPT_LENGTH x width).
+OFFICIAL_CLIP_RENAMES: Tuple[Tuple[str, str], ...] = (
+    (r'^backbone\.transformer\.prompt_tokens$', 'backbone.vpt_prompts'),
+)
+# Official keys with no counterpart: CLIP's unused logit scale; the Swin shift masks that the
+# official code saves as buffers (we build them from the run-time grid); the decoder guidance
+# projections it builds for DECODER_GUIDANCE_DIMS entries after the two it decodes with.
 OFFICIAL_DROPPED = (re.compile(r'^sem_seg_head\.predictor\.clip_model\.logit_scale$'),
-                    re.compile(r'\.swin_block\.block_\d\.attn_mask$'))
+                    re.compile(r'\.swin_block\.block_\d\.attn_mask$'),
+                    re.compile(r'\.decoder_guidance_projection\.([2-9]|\d\d+)\.'))
+_VISUAL_BLOCK = re.compile(re.escape(_CLIP) + r'visual\.transformer\.resblocks\.(\d+)\.')
+# Official checkpoints we cannot reproduce: (key pattern, whether the tensor shows the setting,
+# the official setting and why) (docs/parity.md, "Official config keys").
+UNSUPPORTED_SETTINGS = (
+    (re.compile(r'clip_model\.visual\.transformer\.prompt_tokens$'), lambda t: t.shape[0] == 0,
+     'PROMPT_LENGTH > 0 with PROMPT_DEPTH 0, whose blocks drop patch tokens in place of prompts'),
+    (re.compile(r'clip_model\.visual\.attnpool\.'), lambda t: True,
+     "a ResNet CLIP_PRETRAINED ('RN50', 'RN101', ...), which has no dense features"),
+)
 
 
 def convert_official_state_dict(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
     """Official CAT-Seg keys -> our segmentor's keys: the CVPR 2024 release layout, or the arXiv
     v1 layout (guidance backbone, fused CLIP attention; ``convert_v1.py``), told by its keys.
 
+    Tensors without elements (a projection of width 0) hold nothing and are left out; prompt
+    rows past the last CLIP block are never read by the official loop and are cut.
+
     Raises:
-        ValueError: On the first key that is neither mapped nor known to be unused.
+        ValueError: On the first key that is neither mapped nor known to be unused, or that
+            shows an official setting we do not support (naming it).
     """
+    _check_supported(state_dict)
     converted = {}
     if is_v1_layout(state_dict):
         converted, state_dict = split_v1_state_dict(state_dict)
+    blocks = len({m[1] for m in map(_VISUAL_BLOCK.match, state_dict) if m})
     for key, value in state_dict.items():
-        if any(p.search(key) for p in OFFICIAL_DROPPED):
+        if any(p.search(key) for p in OFFICIAL_DROPPED) or value.numel() == 0:
             continue
         new_key = _map_prefix(key)
-        for pattern, replacement in OFFICIAL_HEAD_RENAMES:
+        for pattern, replacement in OFFICIAL_HEAD_RENAMES + OFFICIAL_CLIP_RENAMES:
             new_key = re.sub(pattern, replacement, new_key)
-        converted[new_key] = value
+        converted[new_key] = value[:blocks] if new_key == 'backbone.vpt_prompts' else value
     return converted
+
+
+def _check_supported(state_dict: Dict[str, Tensor]) -> None:
+    for key, value in state_dict.items():
+        for pattern, shows_it, setting in UNSUPPORTED_SETTINGS:
+            if pattern.search(key) and shows_it(value):
+                raise ValueError(f'the official checkpoint was trained with {setting}; this is '
+                                 f'not supported (key {key!r}; see docs/parity.md, "Official '
+                                 'config keys")')
 
 
 def _map_prefix(key: str) -> str:

@@ -54,6 +54,7 @@ SWIN_KEYS: Tuple[Tuple[str, Replacement], ...] = (
     (r'^layers\.(\d+)\.downsample\.reduction\.weight$', r'stages.\1.downsample.reduction.weight'),
     (r'^layers\.(\d+)\.downsample\.norm\.(weight|bias)$', r'stages.\1.downsample.norm.\2'),
     (r'^norm(\d+)\.(weight|bias)$', r'norm\1.\2'),
+    (r'^absolute_pos_embed$', 'absolute_pos_embed'),
 )
 # Patch merging: mmpretrain gathers the 2x2 neighbours in another channel order.
 SWIN_MERGING = re.compile(r'^stages\.\d+\.downsample\.')
@@ -111,6 +112,8 @@ def _map_backbone_key(key: str, value: Tensor, table) -> Tuple[str, Tensor]:
             name = re.sub(pattern, replacement, key)
             if table is SWIN_KEYS and SWIN_MERGING.match(name):
                 value = unfold_channel_order(value)
+            if table is SWIN_KEYS and name == 'absolute_pos_embed':   # MODEL.SWIN.APE
+                value = value.flatten(2).transpose(1, 2)   # (1, C, H, W) -> (1, H*W, C)
             return name, value
     raise ValueError(f'unexpected key {BACKBONE_PREFIX + key!r} in the official v1 CAT-Seg '
                      'checkpoint: it is neither mapped nor known to be unused (see '
