@@ -81,9 +81,10 @@ def head_guidance_dims_from_fixture(agg: dict) -> dict:
                 text_guidance_proj_channels=agg['text_guidance_proj_dim'],
                 spatial_guidance_proj_channels=agg['appearance_guidance_proj_dim'],
                 attention_type=agg.get('attention_type', 'linear'),
-                decoder_channels=tuple(agg['decoder_dims']),
-                decoder_guidance_channels=tuple(agg['decoder_guidance_dims']),
-                decoder_guidance_proj_channels=tuple(agg['decoder_guidance_proj_dims']))
+                # The official decoder has two stages and ignores later entries.
+                decoder_channels=tuple(agg['decoder_dims'][:2]),
+                decoder_guidance_channels=tuple(agg['decoder_guidance_dims'][:2]),
+                decoder_guidance_proj_channels=tuple(agg['decoder_guidance_proj_dims'][:2]))
 
 
 def image_encoder_from_fixture(config: dict, dense_residual: str, guidance_layers) -> dict:
@@ -94,7 +95,8 @@ def image_encoder_from_fixture(config: dict, dense_residual: str, guidance_layer
     return dict(type='CATSegCLIPImageEncoder', arch=clip_archs_from_fixture(clip)[0],
                 img_size=config['clip_resolution'][0], guidance_layers=tuple(guidance_layers),
                 dense_residual=dense_residual, vpt_prompts=prompts,
-                vpt_depth=clip['prompt_depth'] if prompts else None)
+                # The official loop stops at the last block: deeper prompt rows are never read.
+                vpt_depth=min(clip['prompt_depth'], clip['vision_layers']) if prompts else None)
 
 
 # Official CLIP_FINETUNE (cat_seg_model.py) -> our finetune policy, release and v1; any other
@@ -273,8 +275,6 @@ def v1_guidance_backbone_config(backbone: dict) -> dict:
             norm_cfg=dict(type='CATSegFrozenBatchNorm2d', eps=backbone['frozen_bn_eps']))
     if backbone['name'] == 'D2SwinTransformer':
         norm = dict(type='LN', eps=backbone['layernorm_eps'])
-        if backbone['ape'] or backbone['qk_scale'] is not None:
-            raise ValueError(f'no mmpretrain SwinTransformer for this D2Swin: {backbone}')
         return dict(
             type='mmpretrain.SwinTransformer',
             arch=dict(embed_dims=backbone['embed_dim'], depths=backbone['depths'],
@@ -282,11 +282,11 @@ def v1_guidance_backbone_config(backbone: dict) -> dict:
             img_size=backbone['pretrain_img_size'], patch_size=backbone['patch_size'],
             window_size=backbone['window_size'], drop_rate=backbone['drop_rate'],
             drop_path_rate=backbone['drop_path_rate'], out_indices=tuple(stages),
-            pad_small_map=True, norm_cfg=norm,
+            use_abs_pos_embed=backbone['ape'], pad_small_map=True, norm_cfg=norm,
             patch_cfg=dict(norm_cfg=norm if backbone['patch_norm'] else None),
             stage_cfgs=dict(downsample_cfg=dict(norm_cfg=norm), block_cfgs=dict(
                 ffn_ratio=backbone['mlp_ratio'], norm_cfg=norm,
-                attn_cfgs=dict(qkv_bias=backbone['qkv_bias'],
+                attn_cfgs=dict(qkv_bias=backbone['qkv_bias'], qk_scale=backbone['qk_scale'],
                                attn_drop=backbone['attn_drop_rate']))))
     raise ValueError(f'unknown guidance backbone {backbone["name"]!r} in a v1 fixture')
 
@@ -537,6 +537,9 @@ def _official_swin(add, norm, prefix, backbone):
     add(prefix + 'patch_embed.proj.bias', dims)
     if backbone.get('patch_norm', True):   # MODEL.SWIN defaults (add_cat_seg_config)
         norm(prefix + 'patch_embed.norm', dims)
+    if backbone.get('ape', False):
+        side = backbone['pretrain_img_size'] // patch
+        add(prefix + 'absolute_pos_embed', 1, dims, side, side)
     hidden_ratio, stages = backbone['mlp_ratio'], len(backbone['depths'])
     for i, (depth, heads) in enumerate(zip(backbone['depths'], backbone['num_heads'])):
         for j in range(depth):
