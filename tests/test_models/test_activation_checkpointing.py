@@ -1,6 +1,5 @@
 """Activation checkpointing (``with_cp``): recomputed in training only, same gradients."""
-import copy
-
+import pytest
 import torch
 from mmseg.registry import MODELS
 
@@ -11,27 +10,45 @@ from test_parity.test_segmentor_parity import preprocess
 GRAD_RTOL = 1e-6
 
 
-def training_grads(model, data_samples=None):
-    """Loss and gradients {name: grad} of one training step on a labelled synthetic batch."""
+def build(config, with_cp, execution='plain', state_dict=None):
+    """The model of ``config`` (seeded), its image encoder and head checkpointed if
+    ``with_cp``."""
+    config = dict(config, execution=execution)
+    config['backbone'] = dict(config['backbone'], with_cp=with_cp)
+    config['decode_head'] = dict(config['decode_head'], with_cp=with_cp)
+    torch.manual_seed(0)
+    model = MODELS.build(config)
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    return model
+
+
+def training_grads(model, batch=None):
+    """Loss and gradients {name: grad} of one training step (default: a synthetic batch)."""
     model.train()
-    model.zero_grad()
-    if data_samples is None:
+    if batch is None:
         model.train_vocabulary = ['sky', 'grass', 'road', 'car', 'tree', 'person']
         data = model.data_preprocessor(raw_batch(with_labels=True), training=True)
-        inputs, data_samples = data['inputs'], data['data_samples']
-    else:
-        inputs, data_samples = data_samples
-    loss = sum(model.loss(inputs, data_samples).values())
+        batch = data['inputs'], data['data_samples']
+    loss = sum(model.loss(*batch).values())
     loss.backward()
     return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()
                            if p.grad is not None}
 
 
-def count_calls(module):
-    """A list that grows by one at every forward of ``module``."""
+def count_calls(*modules):
+    """A list that grows at every call of each module (forward pre-hooks: a recomputation
+    that stops early still counts)."""
     calls = []
-    module.register_forward_pre_hook(lambda *args: calls.append(1))
+    for module in modules:
+        module.register_forward_pre_hook(lambda *args: calls.append(1))
     return calls
+
+
+def checkpointed_units(model):
+    """A CLIP block, an aggregation layer and a decoder stage: what ``with_cp`` recomputes."""
+    return (model.backbone.transformer.resblocks[0], model.decode_head.layers[0],
+            model.decode_head.decoder.stages[0])
 
 
 def assert_same_grads(reference, checkpointed):
@@ -42,45 +59,40 @@ def assert_same_grads(reference, checkpointed):
                                    atol=GRAD_RTOL * scale, msg=name)
 
 
-def with_backbone_cp(model):
-    checkpointed = copy.deepcopy(model)
-    checkpointed.backbone.with_cp = True
-    return checkpointed
-
-
-def test_backbone_with_cp_recomputes_blocks_in_training_with_the_same_gradients():
-    torch.manual_seed(0)
-    model = MODELS.build(dict(tiny_model_config(), execution='plain'))
-    checkpointed = with_backbone_cp(model)
-    plain_calls = count_calls(model.backbone.transformer.resblocks[0])
-    cp_calls = count_calls(checkpointed.backbone.transformer.resblocks[0])
+@pytest.mark.parametrize('execution', ['plain', 'cpu'])
+def test_with_cp_recomputes_blocks_layers_and_stages_in_training_with_the_same_gradients(
+        execution):
+    model, checkpointed = (build(tiny_model_config(), cp, execution) for cp in (False, True))
+    plain_calls = count_calls(*checkpointed_units(model))
+    cp_calls = count_calls(*checkpointed_units(checkpointed))
     loss, grads = training_grads(model)
     cp_loss, cp_grads = training_grads(checkpointed)
-    # Checkpointed blocks run again in the backward pass: twice per step, not once.
-    assert (len(plain_calls), len(cp_calls)) == (1, 2)
+    # Checkpointed units run again in the backward pass: twice per step, not once.
+    assert (len(plain_calls), len(cp_calls)) == (3, 6)
     assert float(loss) == float(cp_loss)
     assert_same_grads(grads, cp_grads)
-    assert any(name.startswith('backbone.') for name in cp_grads)
+    assert {name.split('.')[0] for name in cp_grads} >= {'backbone', 'decode_head'}
 
 
-def test_backbone_with_cp_config_key_and_no_recompute_in_eval():
-    config = tiny_model_config()
-    config['backbone']['with_cp'] = True
-    model = MODELS.build(config).eval()
-    calls = count_calls(model.backbone.transformer.resblocks[0])
-    views = torch.randn(1, 3, *model.clip_size, requires_grad=True)
-    model.backbone(views).dense.sum().backward()
-    assert model.backbone.with_cp and len(calls) == 1
+def test_with_cp_recomputes_nothing_in_eval():
+    model = build(tiny_model_config(), with_cp=True).eval()
+    model.vocabulary = ['sky', 'road', 'tree']
+    calls = count_calls(*checkpointed_units(model))
+    data = model.data_preprocessor(raw_batch(), training=False)
+    logits = model(data['inputs'], data['data_samples'], mode='tensor')
+    logits.sum().backward()     # a gradient is recorded (views need none), nothing recomputed
+    assert model.backbone.with_cp and model.decode_head.with_cp and len(calls) == 3
 
 
-def test_backbone_with_cp_gradients_on_the_parity_fixture(parity_fixture):
+def test_with_cp_gradients_on_the_parity_fixture(parity_fixture):
     config = catseg_config_from_fixture(parity_fixture.config)
-    model = MODELS.build(dict(config, execution='plain'))
-    model.load_state_dict(convert_official_state_dict(parity_fixture.state_dict))
+    state_dict = convert_official_state_dict(parity_fixture.state_dict)
     case = next(c for c in parity_fixture.cases.values() if 'loss' in c['expected'])
-    model.train_vocabulary = case['inputs']['class_names']
-    batch = preprocess(model, case, training=True)
-    loss, grads = training_grads(model, batch)
-    cp_loss, cp_grads = training_grads(with_backbone_cp(model), batch)
+    results = []
+    for with_cp in (False, True):
+        model = build(config, with_cp, state_dict=state_dict)
+        model.train_vocabulary = case['inputs']['class_names']
+        results.append(training_grads(model, preprocess(model, case, training=True)))
+    (loss, grads), (cp_loss, cp_grads) = results
     torch.testing.assert_close(cp_loss, loss, rtol=GRAD_RTOL, atol=0)
     assert_same_grads(grads, cp_grads)

@@ -77,8 +77,8 @@ def main(argv=None) -> int:
     seconds = statistics.median(step_seconds(step, device) for _ in range(args.repeats))
     result = dict(config=args.config, num_classes=args.num_classes, device=args.device,
                   execution=resolve_execution(model.execution, device.type),
-                  backbone_with_cp=getattr(model.backbone, 'with_cp', False),
-                  head_with_cp=getattr(model.decode_head, 'with_cp', False),
+                  backbone_with_cp=model.backbone.with_cp,
+                  head_with_cp=model.decode_head.with_cp,
                   threads=torch.get_num_threads(), seconds=round(seconds, 3),
                   peak_rss_gb=round(peak_rss_gb(), 3), rss_before_step_gb=round(before_step, 3))
     if device.type == 'cuda':

@@ -4,7 +4,6 @@ from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType
@@ -13,6 +12,7 @@ from torch import Tensor, nn
 
 from ...weights.clip_towers import load_clip_tower
 from ...weights.files import load_weights_file
+from ..checkpointing import checkpointed
 from .arch_zoo import resolve_arch
 from .attention import split_qkv_
 
@@ -169,10 +169,7 @@ class CATSegCLIPImageEncoder(BaseModule):
 
     def _run_block(self, index: int, x: Tensor) -> Tensor:
         """Block ``index`` on tokens (B, 1 + H*W, W), checkpointed when ``with_cp`` trains."""
-        if self.with_cp and self.training and torch.is_grad_enabled():
-            # Non-reentrant: also right when the input needs no gradient (frozen stem).
-            return cp.checkpoint(self._block, index, x, use_reentrant=False)
-        return self._block(index, x)
+        return checkpointed(self.with_cp and self.training, self._block, index, x)
 
     def _block(self, index: int, x: Tensor) -> Tensor:
         """Block ``index`` on tokens (B, 1 + H*W, W), after block 0 with the carried prompts

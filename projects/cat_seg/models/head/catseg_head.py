@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from .class_aggregation import ATTENTION_TYPES, ClassAggregation
 from .cost_volume import (CostEmbedding, cosine_cost, gather_classes, scatter_classes,
                           select_classes)
+from ..checkpointing import checkpointed
 from ..execution import PLAIN_PLAN, ExecutionPlan, class_chunks, concat_classes, map_chunks
 from .guidance import Guidance
 from .guided_linear import GuidedLinear
@@ -146,6 +147,9 @@ class CATSegHead(BaseDecodeHead):
         train_pool_size (tuple[int, int]): Class-aggregation pooling in training. Defaults to
             (2, 2) (official POOLING_SIZES).
         test_pool_size (tuple[int, int]): Pooling at evaluation. Defaults to (1, 1) (eval.sh).
+        with_cp (bool): Activation checkpointing of each aggregation layer and decoder stage in
+            training (mmseg's ``with_cp``): recomputed in the backward pass, same gradients.
+            Defaults to False.
         loss_decode (dict): Defaults to ``CATSegBCELoss``.
     """
 
@@ -174,6 +178,7 @@ class CATSegHead(BaseDecodeHead):
                  class_chunk_size: Union[int, str, None] = 'auto',
                  train_pool_size: Tuple[int, int] = (2, 2),
                  test_pool_size: Tuple[int, int] = (1, 1),
+                 with_cp: bool = False,
                  loss_decode: ConfigType = dict(type='CATSegBCELoss'),
                  init_cfg=None,
                  **kwargs):
@@ -223,8 +228,9 @@ class CATSegHead(BaseDecodeHead):
             AggregatorLayer(embed_dims, spatial_proj, text_proj, num_heads, window_size,
                             mlp_ratio, pad_len, layer_types, attention_type)
             for _ in range(num_layers))
+        self.with_cp = with_cp
         self.decoder = UpsamplingDecoder(embed_dims, decoder_channels, decoder_guidance_channels,
-                                         decoder_guidance_proj_channels)
+                                         decoder_guidance_proj_channels, with_cp=with_cp)
 
     def _embed_features(self, image_feats: Tensor, text_embeds: Tensor) -> Tensor:
         """Feature-aggregation tokens (B, t, H, W, C) of image features (B, C_f, H, W) and
@@ -294,7 +300,8 @@ class CATSegHead(BaseDecodeHead):
         x = concat_classes([self._embed(cost, image_feats, text_embeds, c) for c in chunks])
         class_step = self._class_step(plan, x.shape, pool_size, chunk)
         for layer in self.layers:                                          # (B, T, H, W, C)
-            x = layer(x, spatial, text, pool_size, chunks, class_step, plan)
+            x = checkpointed(self.with_cp and self.training, layer, x, spatial, text, pool_size,
+                             chunks, class_step, plan)
         logits = self.decoder(x, guidance.decoder, plan,
                               self._class_chunk(plan, cost.shape, decoder=True))
         if kept is not None:

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch import Tensor, nn
 
+from ..checkpointing import checkpointed
 from ..execution import PLAIN_PLAN, ExecutionPlan, chunk_of, class_chunks, concat_classes
 from ..fast_paths import fuse_upsampling, interleave_parities
 
@@ -106,12 +107,15 @@ class UpsamplingDecoder(nn.Module):
         guidance_proj_channels (Sequence[int]): Projected guidance channels, e.g. (32, 16); a
             stage with 0 takes no guidance (official DECODER_GUIDANCE_DIMS starting with 0).
         channels_per_group (int): GroupNorm channels per group. Defaults to 16.
+        with_cp (bool): Checkpoint each stage in training (``CATSegHead.with_cp``). Defaults
+            to False.
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int],
                  guidance_channels: Sequence[int], guidance_proj_channels: Sequence[int],
-                 channels_per_group: int = 16):
+                 channels_per_group: int = 16, with_cp: bool = False):
         super().__init__()
+        self.with_cp = with_cp
         if not len(channels) == len(guidance_channels) == len(guidance_proj_channels):
             raise ValueError(f'decoder_channels={tuple(channels)}, decoder_guidance_channels='
                              f'{tuple(guidance_channels)} and decoder_guidance_proj_channels='
@@ -152,7 +156,7 @@ class UpsamplingDecoder(nn.Module):
         """The stages and the classifier: (B, t, H, W, C) -> (B, t, H * 2**N_U, W * 2**N_U)."""
         x = x.permute(0, 1, 4, 2, 3)                                       # (B, t, C, H, W)
         for stage, stage_terms in zip(self.stages, terms):
-            x = stage(x, stage_terms, plan)
+            x = checkpointed(self.with_cp and self.training, stage, x, stage_terms, plan)
         return self._classify(x)
 
     def _check_guidance(self, guidance: Sequence[Tensor]) -> None:
