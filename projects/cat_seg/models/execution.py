@@ -35,10 +35,12 @@ class ExecutionPlan:
         exp_elu (bool): elu(x) + 1 computed as exp(min(x, 0)) + max(x, 0) (CPU ELU is scalar).
         mlp_rows_per_step (int, optional): MLPs without autograd run this many tokens at a time
             with the activation in place. None: one call.
-        merge_classes (int, optional): Classes whose sliding-window views are merged at a time.
-            None: all classes.
-        per_class_argmax (bool): Without probabilities at the original size
-            (``return_probs=False``), upsample class by class into a running argmax.
+        merge_classes (int): Classes whose sliding-window views are merged at a time, so
+            that the crop- and resize-size maps of every class never exist at once.
+        argmax_chunk_bytes (int): Without probabilities at the original size
+            (``return_probs=False``), classes are upsampled to it and folded into the argmax
+            this many bytes of maps at a time (at least one class), so that memory does not
+            grow with T.
     """
 
     class_chunk_bytes: Optional[int] = None
@@ -49,8 +51,8 @@ class ExecutionPlan:
     fused_upsampling: bool = False
     exp_elu: bool = False
     mlp_rows_per_step: Optional[int] = None
-    merge_classes: Optional[int] = None
-    per_class_argmax: bool = False
+    merge_classes: int = 64
+    argmax_chunk_bytes: int = 256 * 2 ** 20
 
     def in_place(self, x: Tensor) -> bool:
         """Whether a buffer the caller owns is large enough to be updated in place."""
@@ -73,9 +75,8 @@ CPU_PLAN = ExecutionPlan(
     exp_elu=True,
     # The hidden layer stays cache- and heap-resident instead of being streamed.
     mlp_rows_per_step=2048,
-    # No 640x640 maps of every class at once.
-    merge_classes=64,
-    per_class_argmax=True)
+    # One class at a time: its map and the running maximum are the only full-size temporaries.
+    argmax_chunk_bytes=0)
 EXECUTION_PLANS = {'plain': PLAIN_PLAN, 'cpu': CPU_PLAN}
 EXECUTION_CHOICES = (*EXECUTION_PLANS, 'auto')
 

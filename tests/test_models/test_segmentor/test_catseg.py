@@ -177,12 +177,15 @@ def test_argmax_without_full_resolution_probabilities_is_the_same(tiny_catseg, m
     torch.testing.assert_close(lean.pred_class_scores, full.seg_logits.data.flatten(1).mean(1))
 
 
-def test_class_by_class_argmax_breaks_ties_like_one_argmax():
-    """Classes 1 and 4 are equal everywhere: class 1 must win."""
+@pytest.mark.parametrize('classes_at_a_time', [1, 2, 6])
+def test_class_by_class_argmax_breaks_ties_like_one_argmax(classes_at_a_time):
+    """Classes 1 and 4 are equal everywhere: class 1 must win, whether they are upsampled in
+    one group or in two."""
     prob = torch.rand(6, 6, 8) * 0.5
     prob[4] = prob[1] = 0.9
     meta = dict(ori_shape=(12, 16))
-    label, means = argmax_at_original([prob[:3], prob[3:]], meta)   # two chunks
+    label, means = argmax_at_original([prob[:3], prob[3:]], meta,   # two chunks
+                                      max_bytes=classes_at_a_time * 12 * 16 * 4)
     full = to_original(prob, meta)
     assert torch.equal(label, full.argmax(0, keepdim=True)) and (label == 1).all()
     torch.testing.assert_close(means, full.flatten(1).mean(1))

@@ -71,8 +71,9 @@ class CATSeg(EncoderDecoder):
             A.3); whole takes ``whole_output``: 'stretch_padded' (release: the map of the padded
             image is stretched over the image, fixture README §8) or 'crop_padding'. Both take
             ``return_probs`` (default True): False skips the (T, H, W) probabilities at
-            ``ori_shape`` and upsamples one class at a time into the argmax, so memory does not
-            grow with T (benchmarks, inferencer); the argmax is the same. ``precision``:
+            ``ori_shape`` and upsamples a few classes at a time into the argmax
+            (``ExecutionPlan.argmax_chunk_bytes``), so memory does not grow with T
+            (benchmarks, inferencer); the argmax is the same. ``precision``:
             'fp32' (default), or 'bf16' / 'fp16' to run the forward pass under autocast
             (bf16 on CPUs with AVX512-BF16/AMX, elsewhere fp32 with a warning; fp16 on GPUs:
             ``precision.autocast_dtype``); probabilities come back as float32 (deviation from
@@ -289,16 +290,14 @@ class CATSeg(EncoderDecoder):
             data_samples = [SegDataSample(metainfo=meta) for meta in batch_img_metas]
         for sample, chunks, meta in zip(data_samples, probs, batch_img_metas):
             chunks = (chunk.float().reshape(-1, *chunk.shape[-2:]) for chunk in chunks)
-            if not self.test_settings.return_probs and plan.per_class_argmax:
-                label, scores = argmax_at_original(chunks, meta)
-            else:
-                prob = to_original(torch.cat(list(chunks)), meta)
-                label, scores = prob.argmax(0, keepdim=True), prob.flatten(1).mean(1)
-            sample.set_data(dict(pred_sem_seg=PixelData(data=label)))
             if self.test_settings.return_probs:
-                sample.set_data(dict(seg_logits=PixelData(data=prob)))
+                prob = to_original(torch.cat(list(chunks)), meta)
+                sample.set_data(dict(pred_sem_seg=PixelData(data=prob.argmax(0, keepdim=True)),
+                                     seg_logits=PixelData(data=prob)))
             else:
-                sample.pred_class_scores = scores
+                label, sample.pred_class_scores = argmax_at_original(
+                    chunks, meta, plan.argmax_chunk_bytes)
+                sample.set_data(dict(pred_sem_seg=PixelData(data=label)))
         return data_samples
 
     # ----------------------------------------------------------------- inference modes
