@@ -8,7 +8,7 @@ from mmengine.optim import build_optim_wrapper
 from mmseg.registry import MODELS
 
 from cat_seg.models.segmentor import precision
-from cat_seg.models.segmentor.postprocessing import argmax_at_original, to_original
+from cat_seg.models.segmentor.postprocessing import ClassMaps, argmax_at_original, to_original
 from catseg_testing import REPO_ROOT, raw_batch
 
 NAMES = ['sky', 'grass', 'road']
@@ -184,8 +184,8 @@ def test_class_by_class_argmax_breaks_ties_like_one_argmax(classes_at_a_time):
     prob = torch.rand(6, 6, 8) * 0.5
     prob[4] = prob[1] = 0.9
     meta = dict(ori_shape=(12, 16))
-    label, means = argmax_at_original([prob[:3], prob[3:]], meta,   # two chunks
-                                      max_bytes=classes_at_a_time * 12 * 16 * 4)
+    groups = [ClassMaps(torch.arange(0, 3), prob[:3]), ClassMaps(torch.arange(3, 6), prob[3:])]
+    label, means = argmax_at_original(groups, meta, 6, max_bytes=classes_at_a_time * 12 * 16 * 4)
     full = to_original(prob, meta)
     assert torch.equal(label, full.argmax(0, keepdim=True)) and (label == 1).all()
     torch.testing.assert_close(means, full.flatten(1).mean(1))

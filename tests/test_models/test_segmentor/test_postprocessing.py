@@ -1,4 +1,5 @@
-"""Post-processing without full probabilities: no (T, H, W) map at the original size."""
+"""Post-processing: no (T, H, W) map at the original size without full probabilities, and the
+classes dropped beyond pad_len never upsampled one by one."""
 import copy
 import dataclasses
 
@@ -7,6 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from cat_seg.models import execution
+from cat_seg.models.segmentor.patch_inference import patch_inference, window_offsets
+from cat_seg.models.segmentor.postprocessing import class_probabilities, to_original
 from catseg_testing import raw_batch
 
 SIZE = (70, 90)   # the original size: no other map of the model has it
@@ -19,6 +22,7 @@ def test_plain_plan_upsamples_a_class_chunk_at_a_time(tiny_catseg, monkeypatch, 
     are those of the full probabilities."""
     model = tiny_catseg.eval()
     model.execution = 'plain'
+    model.decode_head.keep_all_classes = True      # every class has a map of its own
     if mode == 'whole':
         model.test_cfg = dict(mode='whole')
     assert model.test_cfg['mode'] == mode
@@ -50,3 +54,57 @@ def test_plain_plan_upsamples_a_class_chunk_at_a_time(tiny_catseg, monkeypatch, 
     assert 'seg_logits' not in lean
     assert torch.equal(lean.pred_sem_seg.data, full.pred_sem_seg.data)
     torch.testing.assert_close(lean.pred_class_scores, full.seg_logits.data.flatten(1).mean(1))
+
+
+@pytest.mark.parametrize('execution', ['plain', 'cpu'])
+@pytest.mark.parametrize('mode', ['whole', 'slide'])
+def test_dropped_classes_are_never_upsampled(tiny_catseg, monkeypatch, mode, execution):
+    """Beyond pad_len the release drops classes per view, at a known constant logit: they are
+    neither upsampled to the crop nor to the original size one by one (one shared map stands
+    for them), and the output equals that of every class's map merged and upsampled."""
+    model = tiny_catseg.eval()
+    model.execution = execution
+    if mode == 'whole':
+        model.test_cfg = dict(mode='whole')
+    cfg = model.test_settings
+    num_views = 1 if mode == 'whole' else len(window_offsets(
+        cfg.resize_to, cfg.crop_size, cfg.stride)) + cfg.with_global_view
+    kept_at_most = num_views * model.decode_head.pad_len            # classes some view kept
+    vocabulary = [f'class {i}' for i in range(kept_at_most + 10)]
+    data = model.data_preprocessor(raw_batch(sizes=(SIZE,)), False)
+    meta = data['data_samples'][0].metainfo
+    text = model.encode_vocabulary(vocabulary)
+    with torch.no_grad():   # before: every class's logits (dropped: the constant) merged
+        if mode == 'whole':
+            dense = class_probabilities(model.whole_logits(data['inputs'], [meta], text))[0]
+        else:
+            dense = patch_inference(data['inputs'], lambda views: model.class_logits(views, text),
+                                    cfg.crop_size, cfg.stride, cfg.resize_to)[0]
+    expected = to_original(dense, meta)
+
+    def predict(return_probs):
+        model.test_cfg = dict(model.test_cfg, return_probs=return_probs)
+        with torch.no_grad():
+            return model.predict(data['inputs'], copy.deepcopy(data['data_samples']),
+                                 vocabulary=vocabulary)[0]
+
+    full = predict(True)
+    upsampled = {SIZE: 0, tuple(cfg.crop_size or ()): 0}
+    interpolate = F.interpolate
+
+    def spy(*args, **kwargs):
+        out = interpolate(*args, **kwargs)
+        if tuple(out.shape[-2:]) in upsampled and out.shape[-3] != 3:   # class maps, not images
+            upsampled[tuple(out.shape[-2:])] += out.shape[:-2].numel()
+        return out
+
+    monkeypatch.setattr(F, 'interpolate', spy)
+    lean = predict(False)
+    # At most one map per kept class and one shared map, per view.
+    assert upsampled[SIZE] <= kept_at_most + 1 < len(vocabulary)
+    if mode == 'slide':
+        assert 0 < upsampled[tuple(cfg.crop_size)] <= num_views * (kept_at_most + 1)
+    torch.testing.assert_close(full.seg_logits.data, expected, atol=1e-6, rtol=0)
+    assert torch.equal(full.pred_sem_seg.data, expected.argmax(0, keepdim=True))
+    assert torch.equal(lean.pred_sem_seg.data, full.pred_sem_seg.data)
+    torch.testing.assert_close(lean.pred_class_scores, expected.flatten(1).mean(1))

@@ -9,7 +9,7 @@ from mmseg.utils import ConfigType
 from torch import Tensor, nn
 
 from .class_aggregation import ATTENTION_TYPES, ClassAggregation
-from .cost_volume import (CostEmbedding, cosine_cost, gather_classes, scatter_classes,
+from .cost_volume import (ClassLogits, CostEmbedding, cosine_cost, gather_classes,
                           select_classes)
 from ..checkpointing import checkpointed
 from ..execution import PLAIN_PLAN, ExecutionPlan, class_chunks, concat_classes, map_chunks
@@ -96,6 +96,7 @@ class CATSegHead(BaseDecodeHead):
         forward(): cosine_cost() -> [select_classes()] -> CostEmbedding
                    -> N_B x AggregatorLayer(SpatialAggregation, ClassAggregation)
                    -> UpsamplingDecoder -> [scatter_classes()]
+        kept_logits(): forward() without the scatter: the kept classes and their indices
 
     The vocabulary is data: ``num_classes`` only satisfies ``BaseDecodeHead``; any T works.
     ``forward(inputs, plan)`` takes an ``ExecutionPlan``: the plain plan (default) runs the
@@ -269,14 +270,21 @@ class CATSegHead(BaseDecodeHead):
         return max(1, tokens // (batch * classes))
 
     def forward(self, inputs: CATSegHeadInputs, plan: ExecutionPlan = PLAIN_PLAN) -> Tensor:
-        """Per-class logits.
+        """Per-class logits, (B, T, H * 2**N_U, W * 2**N_U): :meth:`kept_logits`, with
+        ``DROPPED_CLASS_LOGIT`` for the classes dropped beyond ``pad_len``."""
+        return self.kept_logits(inputs, plan).dense()
+
+    def kept_logits(self, inputs: CATSegHeadInputs,
+                    plan: ExecutionPlan = PLAIN_PLAN) -> ClassLogits:
+        """Logits of the classes aggregated: all, or the ``pad_len`` kept per image.
 
         Args:
             inputs (CATSegHeadInputs): Image features, text embeddings (B, T, P, C), guidance.
             plan (ExecutionPlan): How to run it (``execution.py``). Defaults to the plain plan.
 
         Returns:
-            Tensor: (B, T, H * 2**N_U, W * 2**N_U).
+            ClassLogits: (B, K, H * 2**N_U, W * 2**N_U) and the kept classes (B, K), or None
+            when K = T.
         """
         image_feats, text_embeds, guidance = inputs
         cost = cosine_cost(image_feats, text_embeds)
@@ -304,9 +312,7 @@ class CATSegHead(BaseDecodeHead):
                              chunks, class_step, plan)
         logits = self.decoder(x, guidance.decoder, plan,
                               self._class_chunk(plan, cost.shape, decoder=True))
-        if kept is not None:
-            logits = scatter_classes(logits, kept, num_classes, DROPPED_CLASS_LOGIT)
-        return logits
+        return ClassLogits(logits, kept, DROPPED_CLASS_LOGIT, num_classes)
 
     def _embed(self, cost: Tensor, image_feats: Tensor, text_embeds: Tensor,
                chunk: slice = slice(None)) -> Tensor:

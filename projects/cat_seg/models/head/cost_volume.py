@@ -1,4 +1,6 @@
 """Cost computation and embedding (paper §3.2, Eq. 1) and the release's top-k class selection."""
+from typing import NamedTuple, Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -48,6 +50,29 @@ def scatter_classes(logits: Tensor, classes: Tensor, num_classes: int,
     out = logits.new_full((logits.shape[0], num_classes, *logits.shape[2:]), fill_value)
     index = classes[:, :, None, None].expand(-1, -1, *logits.shape[2:])
     return out.scatter(1, index, logits)
+
+
+class ClassLogits(NamedTuple):
+    """Per-class logits of a batch, of the classes the head kept.
+
+    Attributes:
+        logits (Tensor): (B, K, H, W).
+        kept (Tensor, optional): (B, K) vocabulary index of each row; None: every class, K = T.
+        fill_value (float): The logit of every class not kept (a constant, known without
+            computing it).
+        num_classes (int, optional): T; None: K.
+    """
+
+    logits: Tensor
+    kept: Optional[Tensor] = None
+    fill_value: float = 0.0
+    num_classes: Optional[int] = None
+
+    def dense(self) -> Tensor:
+        """The logits of every class, (B, T, H, W): ``fill_value`` for those not kept."""
+        if self.kept is None:
+            return self.logits
+        return scatter_classes(self.logits, self.kept, self.num_classes, self.fill_value)
 
 
 class CostEmbedding(nn.Module):

@@ -17,8 +17,10 @@ from ..clip.finetune_policy import apply_finetune_policy
 from ..compile import compile_options, compile_parts
 from ..execution import ExecutionPlan, check_execution, execution_plan
 from ..head.catseg_head import CATSegHeadInputs
+from ..head.cost_volume import ClassLogits
 from .patch_inference import PatchLogits, fused_chunks, patch_logits
-from .postprocessing import argmax_at_original, class_probabilities, to_original
+from .postprocessing import (ClassMaps, argmax_at_original, class_probabilities, dense_maps,
+                             image_class_maps, to_original)
 from .inference_settings import InferenceSettings
 from .precision import autocast_dtype
 
@@ -170,11 +172,22 @@ class CATSeg(EncoderDecoder):
         Returns:
             Tensor: Logits, (B, T, H_out, W_out), e.g. 96x96 for a 24x24 cost grid.
         """
+        return self.decode_head(self._head_inputs(views, text_embeds, guidance_views),
+                                self._plan(views))
+
+    def kept_logits(self, views: Tensor, text_embeds: Tensor,
+                    guidance_views: Optional[Tensor] = None) -> ClassLogits:
+        """:meth:`class_logits` of the classes the head kept, (B, K, H_out, W_out), and their
+        indices (``CATSegHead.kept_logits``): the others' logit is a known constant."""
+        return self.decode_head.kept_logits(
+            self._head_inputs(views, text_embeds, guidance_views), self._plan(views))
+
+    def _head_inputs(self, views: Tensor, text_embeds: Tensor,
+                     guidance_views: Optional[Tensor]) -> CATSegHeadInputs:
         clip_feats = self.clip_features(views)
         guidance = self.guidance(views if guidance_views is None else guidance_views, clip_feats)
         text = text_embeds.unsqueeze(0).expand(views.shape[0], *text_embeds.shape)
-        return self.decode_head(CATSegHeadInputs(clip_feats.dense, text, guidance),
-                                self._plan(views))
+        return CATSegHeadInputs(clip_feats.dense, text, guidance)
 
     def clip_features(self, views: Tensor):
         """CLIP image features (``CLIPImageFeatures``: dense (B, C, h, w) and intermediates) of
@@ -264,39 +277,44 @@ class CATSeg(EncoderDecoder):
         """
         metas = self._metas(inputs, data_samples)
         plan = self._plan(inputs)
-        probs = self.inference(inputs, metas, self.encode_vocabulary(vocabulary), plan)
-        return self.postprocess_result(probs, data_samples, metas, plan)
+        text_embeds = self.encode_vocabulary(vocabulary)
+        probs = self.inference(inputs, metas, text_embeds, plan)
+        return self.postprocess_result(probs, data_samples, metas, len(text_embeds), plan)
 
     def inference(self, inputs: Tensor, batch_img_metas: List[dict], text_embeds: Tensor,
-                  plan: ExecutionPlan) -> List[Iterable[Tensor]]:
+                  plan: ExecutionPlan) -> List[Iterable[ClassMaps]]:
         """Class probabilities of each image at model resolution, by ``test_cfg.mode``.
 
         Returns:
-            list: Per image, its probabilities in class chunks, each (t, h, w) or (1, t, h, w);
-            in slide mode the chunks are merged from the views as they are read, so the merged
-            maps of every class need not exist at once.
+            list: Per image, its probabilities in class groups (``ClassMaps``), each map
+            (t, h, w) or (1, t, h, w); in slide mode the groups are merged from the views as they
+            are read, so the merged maps of every class need not exist at once. The classes
+            dropped beyond ``pad_len`` in every view share one map.
         """
         with self._autocast(inputs.device.type):
             if self.test_settings.mode == 'slide':
                 return [fused_chunks(patches, plan.merge_classes)
                         for patches in self._slide_patches(inputs, batch_img_metas, text_embeds)]
-            return [[prob] for prob in self._whole_probs(inputs, batch_img_metas, text_embeds)]
+            return self._whole_probs(inputs, batch_img_metas, text_embeds)
 
-    def postprocess_result(self, probs: List[Iterable[Tensor]], data_samples: OptSampleList,
-                           batch_img_metas: List[dict], plan: ExecutionPlan) -> SampleList:
-        """:meth:`inference`'s probabilities at ``ori_shape`` and their argmax, in
-        ``data_samples`` (new ones when None), as :meth:`predict` documents."""
+    def postprocess_result(self, probs: List[Iterable[ClassMaps]], data_samples: OptSampleList,
+                           batch_img_metas: List[dict], num_classes: int,
+                           plan: ExecutionPlan) -> SampleList:
+        """:meth:`inference`'s probabilities of the ``num_classes`` classes at ``ori_shape`` and
+        their argmax, in ``data_samples`` (new ones when None), as :meth:`predict` documents."""
         if data_samples is None:
             data_samples = [SegDataSample(metainfo=meta) for meta in batch_img_metas]
-        for sample, chunks, meta in zip(data_samples, probs, batch_img_metas):
-            chunks = (chunk.float().reshape(-1, *chunk.shape[-2:]) for chunk in chunks)
+        for sample, groups, meta in zip(data_samples, probs, batch_img_metas):
+            # Maps at model resolution, (1 or absent, t, h, w) -> (t, h, w).
+            groups = (ClassMaps(classes, maps.float().reshape(-1, *maps.shape[-2:]))
+                      for classes, maps in groups)
             if self.test_settings.return_probs:
-                prob = to_original(torch.cat(list(chunks)), meta)
+                prob = to_original(dense_maps(list(groups), num_classes), meta)
                 sample.set_data(dict(pred_sem_seg=PixelData(data=prob.argmax(0, keepdim=True)),
                                      seg_logits=PixelData(data=prob)))
             else:
                 label, sample.pred_class_scores = argmax_at_original(
-                    chunks, meta, plan.argmax_chunk_bytes)
+                    groups, meta, num_classes, plan.argmax_chunk_bytes)
                 sample.set_data(dict(pred_sem_seg=PixelData(data=label)))
         return data_samples
 
@@ -308,24 +326,30 @@ class CATSeg(EncoderDecoder):
         return torch.autocast(device_type, dtype=dtype)
 
     def _whole_probs(self, inputs: Tensor, metas: List[dict],
-                     text_embeds: Tensor) -> List[Tensor]:
-        probs = class_probabilities(self.whole_logits(inputs, metas, text_embeds))
-        outputs = []
-        for prob, meta in zip(probs, metas):
-            if self.test_settings.whole_output == 'crop_padding':
-                height, width = meta.get('img_shape', inputs.shape[-2:])[:2]
-                padded = tuple(s + (-s % self.pad_size_divisor) for s in (height, width))
-                prob = F.interpolate(prob[None], size=padded, mode='bilinear',
-                                     align_corners=False)[0, :, :height, :width]
-            outputs.append(prob)
-        return outputs
+                     text_embeds: Tensor) -> List[List[ClassMaps]]:
+        """Each image's probabilities (t, h, w) in class groups (``image_class_maps``)."""
+        logits = self.kept_logits(self.whole_views(inputs, metas), text_embeds,
+                                  self.guidance_views(inputs, metas))
+        return [[ClassMaps(classes, self._whole_output(class_probabilities(maps), meta,
+                                                       inputs.shape[-2:]))
+                 for classes, maps in image_class_maps(logits, index)]
+                for index, meta in enumerate(metas)]
+
+    def _whole_output(self, prob: Tensor, meta: dict, input_size: Tuple[int, int]) -> Tensor:
+        """Whole-image probabilities (t, h, w) as ``test_cfg.whole_output`` asks."""
+        if self.test_settings.whole_output == 'crop_padding':
+            height, width = meta.get('img_shape', input_size)[:2]
+            padded = tuple(s + (-s % self.pad_size_divisor) for s in (height, width))
+            prob = F.interpolate(prob[None], size=padded, mode='bilinear',
+                                 align_corners=False)[0, :, :height, :width]
+        return prob
 
     def _slide_patches(self, inputs: Tensor, metas: List[dict],
                        text_embeds: Tensor) -> List[PatchLogits]:
         """Each image's view logits; ``fused_chunks`` merges them a class chunk at a time."""
         cfg = self.test_settings
         return [patch_logits(self._unpadded(image, meta)[None],
-                             lambda views: self.class_logits(views, text_embeds),
+                             lambda views: self.kept_logits(views, text_embeds),
                              crop_size=cfg.crop_size, stride=cfg.stride,
                              resize_to=cfg.resize_to, with_global_view=cfg.with_global_view)
                 for image, meta in zip(inputs, metas)]

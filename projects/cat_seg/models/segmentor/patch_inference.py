@@ -4,13 +4,14 @@ The official evaluation (fixture README §9) resizes the image to 640x640, runs 
 stride 256 and the whole image resized to 384x384, turns each view's logits into probabilities at
 crop resolution, averages the overlapping windows and finally averages local and global maps.
 """
-from typing import Callable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Callable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .postprocessing import class_probabilities
+from ..head.cost_volume import ClassLogits
+from .postprocessing import ClassMaps, class_probabilities, dense_maps, shared_group
 
 
 def window_offsets(size: Tuple[int, int], crop_size: Tuple[int, int],
@@ -35,7 +36,11 @@ class PatchLogits(NamedTuple):
     """The views' logits of a batch and how to merge them.
 
     Attributes:
-        logits (Tensor): (V, B, T, h, w), views in window order, the global view last.
+        logits (Tensor): (V, B, K, h, w), views in window order, the global view last.
+        kept (Tensor, optional): (V, B, K) class of each row of ``logits``; None: K = T, every
+            class in order. The classes not kept have the logit ``fill_value`` everywhere.
+        fill_value (float): The logit of the classes not kept.
+        num_classes (int): T.
         offsets (list): Top-left (y, x) of each window in the resized image.
         count (Tensor): (1, 1, *resize_to), windows covering each pixel.
         crop_size, resize_to (tuple[int, int]): As given to :func:`patch_logits`.
@@ -43,6 +48,9 @@ class PatchLogits(NamedTuple):
     """
 
     logits: Tensor
+    kept: Optional[Tensor]
+    fill_value: float
+    num_classes: int
     offsets: List[Tuple[int, int]]
     count: Tensor
     crop_size: Tuple[int, int]
@@ -51,7 +59,7 @@ class PatchLogits(NamedTuple):
 
 
 def patch_logits(images: Tensor,
-                 logits_fn: Callable[[Tensor], Tensor],
+                 logits_fn: Callable[[Tensor], Union[Tensor, ClassLogits]],
                  crop_size: Tuple[int, int],
                  stride: Tuple[int, int],
                  resize_to: Tuple[int, int],
@@ -60,7 +68,8 @@ def patch_logits(images: Tensor,
 
     Args:
         images (Tensor): Normalised images, (B, 3, H, W), any H, W.
-        logits_fn (Callable): Maps views (N, 3, h_c, w_c) to logits (N, T, h, w).
+        logits_fn (Callable): Maps views (N, 3, h_c, w_c) to logits (N, T, h, w), or to the
+            ``ClassLogits`` of the classes each view kept.
         crop_size (tuple[int, int]): Window size (h_c, w_c), e.g. (384, 384).
         stride (tuple[int, int]): Window stride, e.g. (256, 256).
         resize_to (tuple[int, int]): Size the image is resized to before windowing, e.g. (640, 640).
@@ -74,26 +83,49 @@ def patch_logits(images: Tensor,
     if with_global_view:
         views.append(F.interpolate(images, size=crop_size, mode='bilinear', align_corners=False))
     # One call for all views of all images: (V * B, 3, h_c, w_c), view-major.
-    logits = logits_fn(torch.cat(views))
-    logits = logits.view(len(views), batch_size, *logits.shape[1:])
+    out = logits_fn(torch.cat(views))
+    out = ClassLogits(out) if isinstance(out, Tensor) else out
+    logits = out.logits.view(len(views), batch_size, *out.logits.shape[1:])
+    kept = None if out.kept is None else out.kept.view(len(views), batch_size, -1)
     count = logits.new_zeros((1, 1, *resize_to))
     for y, x in offsets:
         count[:, :, y:y + crop_size[0], x:x + crop_size[1]] += 1
-    return PatchLogits(logits, offsets, count, tuple(crop_size), tuple(resize_to),
-                       with_global_view)
+    return PatchLogits(logits, kept, out.fill_value, out.num_classes or logits.shape[2],
+                       offsets, count, tuple(crop_size), tuple(resize_to), with_global_view)
 
 
 def fused_chunks(patches: PatchLogits,
-                 class_chunk_size: Optional[int] = None) -> Iterator[Tensor]:
+                 class_chunk_size: Optional[int] = None) -> Iterator[ClassMaps]:
     """Fused probabilities (B, t, *resize_to) of ``class_chunk_size`` classes at a time (None:
     all), so the crop-resolution maps of every view, or the fused maps of every class, need
-    not exist at once."""
+    not exist at once; in ascending class order.
+
+    With ``patches.kept``, only the classes some view kept are merged class by class; every
+    other class has the fill logit in every view, and one merged map, yielded last, serves
+    them all.
+    """
     logits = patches.logits.float()
-    class_chunk_size = class_chunk_size or logits.shape[2]
-    for start in range(0, logits.shape[2], class_chunk_size):
-        yield _merge_views(logits[:, :, start:start + class_chunk_size], patches.offsets,
-                           patches.count.float(), patches.crop_size, patches.resize_to,
-                           patches.with_global_view)
+    if patches.kept is None:
+        classes = torch.arange(logits.shape[2], device=logits.device)
+    else:
+        classes = patches.kept.unique()                      # sorted
+        logits = _rows_of(logits, patches.kept, classes, patches.fill_value)
+    class_chunk_size = class_chunk_size or len(classes)
+    for start in range(0, len(classes), class_chunk_size):
+        yield ClassMaps(classes[start:start + class_chunk_size],
+                        _merge(logits[:, :, start:start + class_chunk_size], patches))
+    if patches.kept is not None:
+        constant = logits.new_full((*logits.shape[:2], 1, *logits.shape[3:]),
+                                   patches.fill_value)
+        yield from shared_group(classes, patches.num_classes, _merge(constant, patches))
+
+
+def _rows_of(logits: Tensor, kept: Tensor, classes: Tensor, fill_value: float) -> Tensor:
+    """View logits (V, B, K) of the ``kept`` classes as rows of ``classes`` (A,), sorted:
+    (V, B, A, h, w), ``fill_value`` where a view did not keep the class."""
+    rows = logits.new_full((*logits.shape[:2], len(classes), *logits.shape[3:]), fill_value)
+    position = torch.searchsorted(classes, kept)[..., None, None].expand_as(logits)
+    return rows.scatter_(2, position, logits)
 
 
 def patch_inference(images: Tensor,
@@ -110,21 +142,20 @@ def patch_inference(images: Tensor,
         Tensor: Probabilities in [0, 1], (B, T, *resize_to).
     """
     patches = patch_logits(images, logits_fn, crop_size, stride, resize_to, with_global_view)
-    return torch.cat(list(fused_chunks(patches, class_chunk_size)), dim=1)
+    return dense_maps(list(fused_chunks(patches, class_chunk_size)), patches.num_classes)
 
 
-def _merge_views(logits: Tensor, offsets: List[Tuple[int, int]], count: Tensor,
-                 crop_size: Tuple[int, int], resize_to: Tuple[int, int],
-                 with_global_view: bool) -> Tensor:
+def _merge(logits: Tensor, patches: PatchLogits) -> Tensor:
     """Logits (V, B, t, h, w) of the views -> fused probabilities (B, t, *resize_to)."""
+    crop_size, resize_to = patches.crop_size, patches.resize_to
     probs = class_probabilities(F.interpolate(logits.flatten(0, 1), size=crop_size,
                                               mode='bilinear', align_corners=False))
     probs = probs.view(*logits.shape[:3], *crop_size)
     local = probs.new_zeros((*probs.shape[1:3], *resize_to))
-    for view_probs, (y, x) in zip(probs, offsets):
+    for view_probs, (y, x) in zip(probs, patches.offsets):
         local[:, :, y:y + crop_size[0], x:x + crop_size[1]] += view_probs
-    local /= count
-    if not with_global_view:
+    local /= patches.count.float()
+    if not patches.with_global_view:
         return local
     global_probs = F.interpolate(probs[-1], size=resize_to, mode='bilinear', align_corners=False)
     return (local + global_probs) / 2
