@@ -274,11 +274,12 @@ def test_keep_all_classes_aggregates_every_class(head, execution):
 
 
 def test_plain_plan_chunks_only_vocabularies_longer_than_pad_len(head):
-    def chunk(classes):
-        return head._class_chunk(PLAIN_PLAN, (2, 1, classes, 8, 12))
+    def chunk(classes, batch=1):
+        return head._class_chunk(PLAIN_PLAN, (batch, 1, classes, 8, 12))
 
     assert chunk(5) == 5 and chunk(3) == 3                 # all at once
     assert chunk(9) == 5                                   # pad_len, as the release's top-k
+    assert chunk(9, batch=2) == 2 and chunk(9, batch=6) == 1   # pad_len class-views
     head.class_chunk_size = None
     assert chunk(9) == 9
     head.class_chunk_size = 2

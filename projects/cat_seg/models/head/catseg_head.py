@@ -142,9 +142,10 @@ class CATSegHead(BaseDecodeHead):
             aggregation takes as many classes' worth of pixels per step. None: all at once.
             'auto' (default): the plan's byte budgets where it has them (``ExecutionPlan``:
             MLP hidden layer within ``class_chunk_bytes``, decoder maps within
-            ``decoder_chunk_bytes``, class aggregation at ``class_step_tokens`` tokens), else
-            ``pad_len`` classes at a time when a vocabulary is longer (``keep_all_classes``),
-            so memory never exceeds the release's.
+            ``decoder_chunk_bytes``, class aggregation at ``class_step_tokens`` tokens), else,
+            when a vocabulary is longer than ``pad_len`` (``keep_all_classes``), ``pad_len``
+            class-views at a time (``pad_len // B`` classes of B views): the memory of the
+            release's one image at ``pad_len`` classes, whatever T.
         train_pool_size (tuple[int, int]): Class-aggregation pooling in training. Defaults to
             (2, 2) (official POOLING_SIZES).
         test_pool_size (tuple[int, int]): Pooling at evaluation. Defaults to (1, 1) (eval.sh).
@@ -251,8 +252,10 @@ class CATSegHead(BaseDecodeHead):
             else:         # the MLP's hidden layer
                 per_pixel = self.channels * self.mlp_ratio
             size = max(1, int(budget // (batch * height * width * per_pixel * 4)))
+        elif size == 'auto' and self.pad_len and classes > self.pad_len:
+            size = max(1, self.pad_len // batch)   # the release's pad_len classes of one image
         elif size == 'auto':
-            size = self.pad_len if self.pad_len and classes > self.pad_len else None
+            size = None
         return classes if size is None else min(size, classes)
 
     def _class_step(self, plan: ExecutionPlan, shape, pool_size, chunk: int) -> Optional[int]:
