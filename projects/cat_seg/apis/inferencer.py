@@ -22,6 +22,7 @@ from ..datasets.loading import save_label_map
 from ..models.segmentor.patch_inference import patch_logits
 from ..vocabulary import class_label, json_vocabulary
 from ..weights.download import released_weights_url
+from .onnx_backend import use_onnx
 from .image_io import ImageInput, ImageReadError, check_rgb_array, expand_inputs, load_rgb
 from .text_cache import DEFAULT_TEXT_CACHE, TextEmbeddingCache
 from .visualization import overlay_with_legend
@@ -29,6 +30,9 @@ from .visualization import overlay_with_legend
 # What the model may raise on one image (unreadable, out of memory at its size, ...), and writing
 # its outputs: the image fails, the others go on.
 IMAGE_ERRORS = (OSError, RuntimeError, MemoryError, ValueError)
+
+
+BACKENDS = ('torch', 'onnxruntime')
 
 
 class Segmentation(NamedTuple):
@@ -172,6 +176,11 @@ class CATSegInferencer:
         text_cache_dir (str, optional): Directory where text embeddings are kept between runs
             (``TextEmbeddingCache``), so a repeated vocabulary skips the text encoder. None
             disables it. Defaults to ``~/.cache/cat_seg/text_embeddings``.
+        backend (str): 'torch' (default) or 'onnxruntime': the class logits of each view from
+            the ONNX graph ``onnx`` (``tools/deployment/export_onnx.py``, exported for the same
+            mode) on onnxruntime's CPU provider; the text encoder, views and post-processing
+            stay in torch.
+        onnx (str, optional): The ONNX file of backend 'onnxruntime'.
 
     Examples:
         >>> inferencer = CATSegInferencer('configs/catseg_vitb.py')   # the released weights
@@ -184,8 +193,12 @@ class CATSegInferencer:
     def __init__(self, config: Union[str, Config], checkpoint: Optional[str] = None,
                  device: str = 'cpu', mode: Optional[str] = None,
                  text_cache_dir: Optional[str] = str(DEFAULT_TEXT_CACHE),
-                 precision: Optional[str] = None):
+                 precision: Optional[str] = None, backend: str = 'torch',
+                 onnx: Optional[str] = None):
         register_all_modules()
+        if (backend == 'onnxruntime') != (onnx is not None) or backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} with onnx={onnx!r}: use backend='torch', or "
+                             "backend='onnxruntime' with onnx='model.onnx'")
         cfg = Config.fromfile(config) if isinstance(config, (str, Path)) else config
         checkpoint = checkpoint or released_weights_url(cfg.filename)
         fetch_checkpoint(checkpoint)   # a download fails before the model is built, not after
@@ -200,6 +213,8 @@ class CATSegInferencer:
         self.pipeline = array_test_pipeline(cfg)
         load_checkpoint_into(self.model, checkpoint)
         self.model.to(device).eval().requires_grad_(False)
+        if onnx is not None:
+            use_onnx(self.model, onnx)
         self.device = device
         self.text_cache = (TextEmbeddingCache(text_cache_dir, self.model.text_encoder)
                            if text_cache_dir else None)
