@@ -56,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'embeddings (V, C, 24, 24) of the V views the model reads (whole: 1; '
                         'slide: the windows row by row, then the global view); one more CLIP '
                         'image pass per image')
+    parser.add_argument('--onnx', help='run each view\'s class logits from this ONNX graph '
+                        '(tools/deployment/export_onnx.py, exported with the same --mode) on '
+                        'onnxruntime\'s CPU provider (docs/deployment.md)')
     add_inference_arguments(parser)
     return parser.parse_args(argv)
 
@@ -70,7 +73,9 @@ def main(argv=None) -> int:
         check_writable(out)
         inferencer = CATSegInferencer(args.config, checkpoint, args.device, args.mode,
                                       text_cache_dir=args.text_cache or None,
-                                      precision=args.precision)
+                                      precision=args.precision,
+                                      backend='onnxruntime' if args.onnx else 'torch',
+                                      onnx=args.onnx)
 
     failures = 0
     # A bar on terminals only: elsewhere its redraws would split the report's lines.
