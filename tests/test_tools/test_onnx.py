@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from cat_seg.apis import CATSegInferencer
 from cat_seg.apis.onnx_backend import export_onnx, use_onnx
 from cat_seg.configs import mode_test_cfg
-from cat_seg.weights.checkpoint import convert_official_state_dict
+from cat_seg.weights.convert_release import convert_official_state_dict
 from catseg_testing import (REPO_ROOT, TINY_CONFIG, catseg_config_from_fixture,
                             raw_batch, run_tool)
 

@@ -17,7 +17,7 @@ from mmseg.utils import register_all_modules
 
 from cat_seg.apis.onnx_backend import export_onnx
 from cat_seg.configs import mode_test_cfg
-from cat_seg.weights.checkpoint import load_checkpoint_into
+from cat_seg.weights.loading import load_checkpoint_into
 from cat_seg.cli import main_guard
 
 
