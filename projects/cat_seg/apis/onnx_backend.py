@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..models.head.cost_volume import ClassLogits
 from ..models.segmentor.catseg import CATSeg
 
 INPUT_NAMES = ('views', 'text_embeds')
@@ -119,5 +120,8 @@ class OnnxClassLogits:
 def use_onnx(model: CATSeg, path) -> CATSeg:
     """``model`` with its ``class_logits`` run by onnxruntime from ``path``; everything else
     (views, merging, post-processing) stays the segmentor's."""
-    model.class_logits = OnnxClassLogits(path, model.decode_head.pad_len)
+    onnx_logits = OnnxClassLogits(path, model.decode_head.pad_len)
+    model.class_logits = onnx_logits
+    # Inference reads the kept classes; the graph returns every class (dropped ones at -100).
+    model.kept_logits = lambda *args: ClassLogits(onnx_logits(*args))
     return model
