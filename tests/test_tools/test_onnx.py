@@ -41,6 +41,20 @@ def assert_parity(torch_probs, onnx_probs, tolerance=PROB_TOLERANCE):
     assert torch.equal(onnx_probs.argmax(1)[decided], torch_probs.argmax(1)[decided])
 
 
+def count_session_runs(model) -> list:
+    """Record every onnxruntime call of ``model``'s backend (one entry per view run)."""
+    session = model.class_logits.session
+    runs = []
+    real_run = session.run
+
+    def run(*args, **kwargs):
+        runs.append(1)
+        return real_run(*args, **kwargs)
+
+    session.run = run
+    return runs
+
+
 def export_cli(tmp_path, checkpoint, mode=None, config=TINY_CONFIG):
     out = tmp_path / f'{mode}.onnx'
     mode_args = [] if mode is None else ['--mode', mode]
@@ -60,10 +74,14 @@ def test_tiny_export_matches_torch(tiny_catseg, tmp_path, mode):
     reference = tiny_catseg.eval()
     reference.test_cfg = mode_test_cfg(mode)
     exported = use_onnx(copy.deepcopy(reference), graph)
+    session_runs = count_session_runs(exported)
     inputs = torch.randn(2, 3, 70, 90)
     for size in (20, 300):
+        before = len(session_runs)
         assert_parity(probabilities(reference, inputs, vocabulary(size)),
                       probabilities(exported, inputs, vocabulary(size)))
+        # Every view went through the graph: torch standing in would pass the parity silently.
+        assert len(session_runs) - before >= inputs.shape[0]
 
 
 def test_inferencer_onnxruntime_backend(tiny_catseg, tmp_path):
