@@ -17,7 +17,8 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class ExecutionPlan:
-    """What the modules do beyond the paper's operations; the defaults do nothing extra.
+    """What the modules do beyond the paper's operations. The defaults add nothing to the
+    model's operations; they only bound the post-processing's memory (merge and argmax chunks).
 
     Attributes:
         class_chunk_bytes (int, optional): Working set of one class chunk of the per-class
