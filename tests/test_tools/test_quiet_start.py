@@ -41,3 +41,7 @@ def test_offline_demo_prints_its_error_and_no_stack_notice(tmp_path):
     assert result.returncode == 2, output[-2000:]
     assert f"error: could not download the checkpoint '{url}'" in result.stderr
     assert stack_notices(output) == []
+    # Issue 22: the weights line and the error line, nothing else.
+    lines = output.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f'weights: {url}'), output
+    assert lines[1].startswith('error: '), output

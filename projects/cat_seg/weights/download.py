@@ -17,7 +17,6 @@ from typing import IO, Dict, Optional
 
 import torch
 from mmengine.fileio import load
-from mmengine.logging import print_log
 from torch import Tensor
 from tqdm import tqdm
 
@@ -85,7 +84,6 @@ def download_checkpoint(url: str, target: Path, timeout: float = DOWNLOAD_TIMEOU
     Raises:
         ValueError: Naming the URL, the reason and how to pass a local file instead.
     """
-    print_log(f'downloading {url} to {target}', logger='current')
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f'{target.name}.',
                                           suffix='.partial', delete=False)
