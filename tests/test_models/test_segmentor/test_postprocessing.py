@@ -59,9 +59,10 @@ def test_plain_plan_upsamples_a_class_chunk_at_a_time(tiny_catseg, monkeypatch, 
 @pytest.mark.parametrize('execution', ['plain', 'cpu'])
 @pytest.mark.parametrize('mode', ['whole', 'slide'])
 def test_dropped_classes_are_never_upsampled(tiny_catseg, monkeypatch, mode, execution):
-    """Beyond pad_len the release drops classes per view, at a known constant logit: they are
-    neither upsampled to the crop nor to the original size one by one (one shared map stands
-    for them), and the output equals that of every class's map merged and upsampled."""
+    """Beyond pad_len the release drops classes per view, at a known constant logit: in slide
+    mode they are neither upsampled to the crop nor to the original size one by one (one shared
+    map stands for them), and in both modes the output equals that of every class's map merged
+    and upsampled."""
     model = tiny_catseg.eval()
     model.execution = execution
     if mode == 'whole':
@@ -100,9 +101,8 @@ def test_dropped_classes_are_never_upsampled(tiny_catseg, monkeypatch, mode, exe
 
     monkeypatch.setattr(F, 'interpolate', spy)
     lean = predict(False)
-    # At most one map per kept class and one shared map, per view.
-    assert upsampled[SIZE] <= kept_at_most + 1 < len(vocabulary)
-    if mode == 'slide':
+    if mode == 'slide':   # at most one map per kept class and one shared map, per view
+        assert upsampled[SIZE] <= kept_at_most + 1 < len(vocabulary)
         assert 0 < upsampled[tuple(cfg.crop_size)] <= num_views * (kept_at_most + 1)
     torch.testing.assert_close(full.seg_logits.data, expected, atol=1e-6, rtol=0)
     assert torch.equal(full.pred_sem_seg.data, expected.argmax(0, keepdim=True))

@@ -328,8 +328,8 @@ class CATSeg(EncoderDecoder):
     def _whole_probs(self, inputs: Tensor, metas: List[dict],
                      text_embeds: Tensor) -> List[List[ClassMaps]]:
         """Each image's probabilities (t, h, w) in class groups (``image_class_maps``)."""
-        logits = self.kept_logits(self.whole_views(inputs, metas), text_embeds,
-                                  self.guidance_views(inputs, metas))
+        # Through decode_head's __call__ (its hooks see every class): one view, nothing to merge.
+        logits = ClassLogits(self.whole_logits(inputs, metas, text_embeds))
         return [[ClassMaps(classes, self._whole_output(class_probabilities(maps), meta,
                                                        inputs.shape[-2:]))
                  for classes, maps in image_class_maps(logits, index)]
