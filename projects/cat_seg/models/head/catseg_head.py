@@ -272,10 +272,13 @@ class CATSegHead(BaseDecodeHead):
             return None
         return max(1, tokens // (batch * classes))
 
-    def forward(self, inputs: CATSegHeadInputs, plan: ExecutionPlan = PLAIN_PLAN) -> Tensor:
-        """Per-class logits, (B, T, H * 2**N_U, W * 2**N_U): :meth:`kept_logits`, with
-        ``DROPPED_CLASS_LOGIT`` for the classes dropped beyond ``pad_len``."""
-        return self.kept_logits(inputs, plan).dense()
+    def forward(self, inputs: CATSegHeadInputs, plan: ExecutionPlan = PLAIN_PLAN,
+                kept: bool = False) -> Union[Tensor, ClassLogits]:
+        """Per-class logits, (B, T, H * 2**N_U, W * 2**N_U), with ``DROPPED_CLASS_LOGIT`` for
+        the classes dropped beyond ``pad_len``; with ``kept``, :meth:`kept_logits` instead.
+        Callers go through ``__call__`` so hooks and ``model.compile`` see every call."""
+        logits = self.kept_logits(inputs, plan)
+        return logits if kept else logits.dense()
 
     def kept_logits(self, inputs: CATSegHeadInputs,
                     plan: ExecutionPlan = PLAIN_PLAN) -> ClassLogits:

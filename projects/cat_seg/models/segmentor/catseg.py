@@ -179,8 +179,8 @@ class CATSeg(EncoderDecoder):
                     guidance_views: Optional[Tensor] = None) -> ClassLogits:
         """:meth:`class_logits` of the classes the head kept, (B, K, H_out, W_out), and their
         indices (``CATSegHead.kept_logits``): the others' logit is a known constant."""
-        return self.decode_head.kept_logits(
-            self._head_inputs(views, text_embeds, guidance_views), self._plan(views))
+        return self.decode_head(self._head_inputs(views, text_embeds, guidance_views),
+                                self._plan(views), kept=True)
 
     def _head_inputs(self, views: Tensor, text_embeds: Tensor,
                      guidance_views: Optional[Tensor]) -> CATSegHeadInputs:
