@@ -121,6 +121,20 @@ def preprocessor_from_fixture(config: dict) -> dict:
                 seg_pad_val=config['ignore_value'], size_divisor=config['size_divisibility'])
 
 
+def head_config_from_fixture(config: dict, num_prompts: int, pad_len: int) -> dict:
+    """Our ``CATSegHead`` config for the aggregator of a fixture's ``config.json``."""
+    agg = config['aggregator']
+    return dict(
+        type='CATSegHead', num_classes=2, embed_dims=agg['hidden_dim'],
+        num_heads=agg['nheads'], num_layers=agg['num_layers'],
+        window_size=agg['window_size'], num_prompts=num_prompts,
+        **head_guidance_dims_from_fixture(agg), pad_len=pad_len,
+        train_pool_size=tuple(config['pooling_sizes']['train_forward']),
+        test_pool_size=tuple(config['pooling_sizes']['whole_eval']),
+        ignore_index=config['ignore_value'],
+        loss_decode=dict(type='CATSegBCELoss', ignore_mode='negative'))
+
+
 def catseg_config_from_fixture(config: dict) -> dict:
     """Our model config for the official hyper-parameters in a fixture's ``config.json``."""
     clip, agg = config['clip'], config['aggregator']
@@ -135,16 +149,8 @@ def catseg_config_from_fixture(config: dict) -> dict:
         guidance=dict(type='CATSegCLIPGuidance', in_channels=up1['in_channels'],
                       out_channels=(up1['out_channels'], up2['out_channels']),
                       scale_factors=(up1['stride'], up2['stride'])),
-        decode_head=dict(
-            type='CATSegHead', num_classes=2, embed_dims=agg['hidden_dim'],
-            num_heads=agg['nheads'], num_layers=agg['num_layers'],
-            window_size=agg['window_size'], num_prompts=len(config['prompt_templates']),
-            **head_guidance_dims_from_fixture(agg),
-            pad_len=agg['pad_len'],
-            train_pool_size=tuple(config['pooling_sizes']['train_forward']),
-            test_pool_size=tuple(config['pooling_sizes']['whole_eval']),
-            ignore_index=config['ignore_value'],
-            loss_decode=dict(type='CATSegBCELoss', ignore_mode='negative')),
+        decode_head=head_config_from_fixture(config, len(config['prompt_templates']),
+                                             agg['pad_len']),
         finetune_policy=finetune_policy_from_fixture(config, RELEASE_FINETUNE_POLICIES),
         pad_size_divisor=config['size_divisibility'],
         test_cfg=dict(mode='whole'))
@@ -310,16 +316,8 @@ def v1_catseg_config_from_fixture(config: dict) -> dict:
                       img_size=config['backbone_input_size'][0],
                       clip_mean=config['clip_pixel_mean'], clip_std=config['clip_pixel_std'],
                       mean=config['pixel_mean'], std=config['pixel_std'], frozen=frozen),
-        decode_head=dict(
-            type='CATSegHead', num_classes=2, embed_dims=agg['hidden_dim'],
-            num_heads=agg['nheads'], num_layers=agg['num_layers'],
-            window_size=agg['window_size'], num_prompts=agg['prompt_channel'],
-            **head_guidance_dims_from_fixture(agg),
-            pad_len=0,   # v1 has neither class padding nor top-k selection (README §7.8)
-            train_pool_size=tuple(config['pooling_sizes']['train_forward']),
-            test_pool_size=tuple(config['pooling_sizes']['whole_eval']),
-            ignore_index=config['ignore_value'],
-            loss_decode=dict(type='CATSegBCELoss', ignore_mode='negative')),
+        # v1 has neither class padding nor top-k selection (README §7.8).
+        decode_head=head_config_from_fixture(config, agg['prompt_channel'], pad_len=0),
         finetune_policy=finetune_policy_from_fixture(config, V1_FINETUNE_POLICIES),
         pad_size_divisor=config['size_divisibility'],
         test_cfg=dict(mode='whole'))

@@ -21,11 +21,10 @@ from typing import List
 from tqdm import tqdm
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
-from cat_seg.apis import CATSegInferencer, ImageFailure, expand_inputs
-from cat_seg.cli import (add_inference_arguments, add_vocabulary_arguments,
-                         check_inference_arguments, check_writable, main_guard)
+from cat_seg.apis import ImageFailure, expand_inputs
+from cat_seg.cli import (add_inference_arguments, add_model_arguments, add_vocabulary_arguments,
+                         build_inferencer, check_inference_arguments, check_writable, main_guard)
 from cat_seg.vocabulary import read_vocabulary
-from cat_seg.weights.download import WEIGHTS_URL_ENV
 
 
 def collect_images(inputs: List[str]) -> List[Path]:
@@ -39,13 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('inputs', nargs='+', help='image files and/or directories')
     add_vocabulary_arguments(parser)
-    parser.add_argument('--config', default='configs/catseg_vitb.py')
-    parser.add_argument('--checkpoint', help='our or an official checkpoint: a path or a URL '
-                        '(downloaded once into $TORCH_HOME/hub/checkpoints); default: the '
-                        'released weights of --config (configs/metafile.yaml, or '
-                        f'${WEIGHTS_URL_ENV})')
+    add_model_arguments(parser)
     parser.add_argument('--out', default='demo_out', help='output directory')
-    parser.add_argument('--mode', choices=['slide', 'whole'], default='slide')
     parser.add_argument('--save-probs', action='store_true',
                         help='also write <name>_probs.npz: "probs", the class probabilities at '
                         'the label map\'s size as float16 (T, H, W), and "vocabulary"; it takes '
@@ -56,9 +50,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'embeddings (V, C, 24, 24) of the V views the model reads (whole: 1; '
                         'slide: the windows row by row, then the global view); one more CLIP '
                         'image pass per image')
-    parser.add_argument('--onnx', help='run each view\'s class logits from this ONNX graph '
-                        '(tools/deployment/export_onnx.py, exported with the same --mode) on '
-                        'onnxruntime\'s CPU provider (docs/deployment.md)')
     add_inference_arguments(parser)
     return parser.parse_args(argv)
 
@@ -71,11 +62,7 @@ def main(argv=None) -> int:
         images = collect_images(args.inputs)
         out = Path(args.out)
         check_writable(out)
-        inferencer = CATSegInferencer(args.config, checkpoint, args.device, args.mode,
-                                      text_cache_dir=args.text_cache or None,
-                                      precision=args.precision,
-                                      backend='onnxruntime' if args.onnx else 'torch',
-                                      onnx=args.onnx)
+        inferencer = build_inferencer(args, checkpoint)
 
     failures = 0
     # A bar on terminals only: elsewhere its redraws would split the report's lines.

@@ -30,9 +30,9 @@ from cat_seg.apis.collection import (SUMMARY_FILE, CollectionImage, ImageOutputs
 from cat_seg.apis.collection_ranks import (OverallProgress, ShardReport, gather_summary,
                                            write_summary)
 from cat_seg.apis.inferencer import IMAGE_ERRORS
-from cat_seg.cli import (add_inference_arguments, add_vocabulary_arguments,
-                         check_inference_arguments, check_launcher_variables, check_writable,
-                         exit_tool, main_guard)
+from cat_seg.cli import (add_inference_arguments, add_model_arguments, add_vocabulary_arguments,
+                         build_inferencer, check_inference_arguments, check_launcher_variables,
+                         check_writable, exit_tool, main_guard)
 from cat_seg.vocabulary import read_vocabulary
 
 
@@ -41,11 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('inputs', nargs='+', help='image directories, .txt lists of image '
                         'paths, image files')
     add_vocabulary_arguments(parser)
-    parser.add_argument('--config', default='configs/catseg_vitb.py')
-    parser.add_argument('--checkpoint', help='a path or a URL; default: the released weights '
-                        'of --config')
+    add_model_arguments(parser)
     parser.add_argument('--out', required=True, help='output directory')
-    parser.add_argument('--mode', choices=['slide', 'whole'], default='slide')
     parser.add_argument('--save-probs', action='store_true',
                         help='also write <name>_probs.npz (float16 (T, H, W): T x H x W x 2 '
                         'bytes per image)')
@@ -121,9 +118,7 @@ def main(argv=None) -> int:
         images = list_collection(args.inputs, out)
         check_writable(out)
         start_ranks(args.launcher)
-        inferencer = CATSegInferencer(args.config, checkpoint, args.device, args.mode,
-                                      text_cache_dir=args.text_cache or None,
-                                      precision=args.precision)
+        inferencer = build_inferencer(args, checkpoint)
         if inferencer.text_cache is not None and get_dist_info()[0] == 0:
             # Rank 0 encodes a new vocabulary once; the others then read it from the cache.
             inferencer.text_cache.prime(vocabulary, args.device)

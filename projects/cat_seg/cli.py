@@ -83,6 +83,28 @@ def check_writable(out: Path) -> None:
         raise ValueError(f'output directory {str(out)!r} is not writable: {error}') from error
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model options of the image tools (tools/demo.py, tools/segment.py); used by
+    ``build_inferencer``."""
+    parser.add_argument('--config', default='configs/catseg_vitb.py')
+    parser.add_argument('--checkpoint', help='our or an official checkpoint: a path or a URL '
+                        '(downloaded once into $TORCH_HOME/hub/checkpoints); default: the '
+                        'released weights of --config (configs/metafile.yaml, or '
+                        f'${WEIGHTS_URL_ENV})')
+    parser.add_argument('--mode', choices=['slide', 'whole'], default='slide')
+    parser.add_argument('--onnx', help='run each view\'s class logits from this ONNX graph '
+                        '(tools/deployment/export_onnx.py, exported with the same --mode) on '
+                        'onnxruntime\'s CPU provider (docs/deployment.md)')
+
+
+def build_inferencer(args: argparse.Namespace, checkpoint: str):
+    """The ``CATSegInferencer`` of ``add_model_arguments`` and ``add_inference_arguments``."""
+    from .apis import CATSegInferencer   # the models' import is not needed by every tool
+    return CATSegInferencer(args.config, checkpoint, args.device, args.mode,
+                            text_cache_dir=args.text_cache or None, precision=args.precision,
+                            backend='onnxruntime' if args.onnx else 'torch', onnx=args.onnx)
+
+
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """Options the inference tools share (tools/demo.py, tools/webui.py); checked by
     ``check_inference_arguments``."""

@@ -15,6 +15,14 @@ from catseg_testing import raw_batch
 SIZE = (70, 90)   # the original size: no other map of the model has it
 
 
+def predict(model, data: dict, vocabulary: list, return_probs: bool):
+    """``model.predict`` of the preprocessed ``data``, with or without full probabilities."""
+    model.test_cfg = dict(model.test_cfg, return_probs=return_probs)
+    with torch.no_grad():
+        return model.predict(data['inputs'], copy.deepcopy(data['data_samples']),
+                             vocabulary=vocabulary)[0]
+
+
 @pytest.mark.parametrize('mode', ['whole', 'slide'])
 def test_plain_plan_upsamples_a_class_chunk_at_a_time(tiny_catseg, monkeypatch, mode):
     """return_probs=False under the plain plan: every map upsampled to ori_shape holds at most
@@ -32,13 +40,7 @@ def test_plain_plan_upsamples_a_class_chunk_at_a_time(tiny_catseg, monkeypatch, 
     monkeypatch.setitem(execution.EXECUTION_PLANS, 'plain', dataclasses.replace(
         execution.PLAIN_PLAN, argmax_chunk_bytes=budget * SIZE[0] * SIZE[1] * 4))
 
-    def predict(return_probs):
-        model.test_cfg = dict(model.test_cfg, return_probs=return_probs)
-        with torch.no_grad():
-            return model.predict(data['inputs'], copy.deepcopy(data['data_samples']),
-                                 vocabulary=vocabulary)[0]
-
-    full = predict(True)
+    full = predict(model, data, vocabulary, return_probs=True)
     upsampled = []
     interpolate = F.interpolate
 
@@ -49,7 +51,7 @@ def test_plain_plan_upsamples_a_class_chunk_at_a_time(tiny_catseg, monkeypatch, 
         return out
 
     monkeypatch.setattr(F, 'interpolate', spy)
-    lean = predict(False)
+    lean = predict(model, data, vocabulary, return_probs=False)
     assert upsampled and max(upsampled) <= budget and sum(upsampled) == len(vocabulary)
     assert 'seg_logits' not in lean
     assert torch.equal(lean.pred_sem_seg.data, full.pred_sem_seg.data)
@@ -83,13 +85,7 @@ def test_dropped_classes_are_never_upsampled(tiny_catseg, monkeypatch, mode, exe
                                     cfg.crop_size, cfg.stride, cfg.resize_to)[0]
     expected = to_original(dense, meta)
 
-    def predict(return_probs):
-        model.test_cfg = dict(model.test_cfg, return_probs=return_probs)
-        with torch.no_grad():
-            return model.predict(data['inputs'], copy.deepcopy(data['data_samples']),
-                                 vocabulary=vocabulary)[0]
-
-    full = predict(True)
+    full = predict(model, data, vocabulary, return_probs=True)
     upsampled = {SIZE: 0, tuple(cfg.crop_size or ()): 0}
     interpolate = F.interpolate
 
@@ -100,7 +96,7 @@ def test_dropped_classes_are_never_upsampled(tiny_catseg, monkeypatch, mode, exe
         return out
 
     monkeypatch.setattr(F, 'interpolate', spy)
-    lean = predict(False)
+    lean = predict(model, data, vocabulary, return_probs=False)
     if mode == 'slide':   # at most one map per kept class and one shared map, per view
         assert upsampled[SIZE] <= kept_at_most + 1 < len(vocabulary)
         assert 0 < upsampled[tuple(cfg.crop_size)] <= num_views * (kept_at_most + 1)
