@@ -1,4 +1,5 @@
 """End-to-end parity of the CATSeg segmentor with the official code (shared fixture README)."""
+import pytest
 import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
@@ -98,6 +99,8 @@ def test_training_forward_and_loss_parity(parity_fixture, parity_model):
         torch.testing.assert_close(loss, expected['loss'], rtol=LOSS_RTOL, atol=0)
 
 
+# 300 classes at the fixture's dimensions: the slow tier (over 10 s)
+@pytest.mark.slow
 @torch.no_grad()
 def test_more_classes_than_pad_len_parity(parity_fixture, parity_model):
     for name, case in cases_with(parity_fixture, 'logits_strided').items():

@@ -372,6 +372,8 @@ def test_v1_parity_prompt_tokens(v1_fixture, v1_model):
         assert ours.tolist() == torch.cat(rows).tolist()
 
 
+# Every case again on a perturbed copy: the slow tier (over 10 s)
+@pytest.mark.slow
 # ------------------------------------------------------------------ the tests can fail
 def test_v1_parity_comparison_fails_on_a_perturbed_fixture_copy(v1_fixture, v1_model, tmp_path):
     """Each expected tensor of every case, moved by 1e-2 (relative beyond 1) at one element in

@@ -16,6 +16,8 @@ from catseg_testing import REPO_ROOT, TINY_CONFIG, run_tool as run, tiny_model_c
 from raw_downloads import (ADE_OBJECT_NAMES, ADE_SHARED_IDS, CONTEXT_NAMES, write_ade20k_full,
                            write_pascal_context)
 
+pytestmark = pytest.mark.slow  # the converters, tools/test.py and benchmark.sh in subprocesses
+
 CONVERTERS = REPO_ROOT / 'tools' / 'dataset_converters'
 BENCHMARKS = REPO_ROOT / 'configs' / 'benchmarks'
 IGNORE = 65535
@@ -145,7 +147,6 @@ def test_ade847_names_a_missing_index_and_a_missing_mask(tmp_path):
     assert result.returncode == 2 and f'error: {seg} does not exist' in log
 
 
-@pytest.mark.slow
 def test_ade847_prepare_test_miou_chain(ade847, tiny_checkpoint, tmp_path):
     out, _ = ade847
     result, log = run([sys.executable, str(REPO_ROOT / 'tools' / 'test.py'), str(TINY_CONFIG),
@@ -158,7 +159,6 @@ def test_ade847_prepare_test_miou_chain(ade847, tiny_checkpoint, tmp_path):
     check_predictions(reported, tmp_path / 'pred', out / 'annotations' / 'validation', 3)
 
 
-@pytest.mark.slow
 def test_a_stock_benchmark_config_reports_the_hand_computed_miou(ade847, tiny_checkpoint,
                                                                  tmp_path):
     """configs/benchmarks/catseg_vitb_ade847.py as stock tooling reads it: its data, metric and
@@ -233,7 +233,6 @@ def test_pascal_context_names_a_malformed_or_foreign_labels_txt(tmp_path):
     assert result.returncode == 2 and "error: labels.txt lacks the PC-59 classes ['bag'," in log
 
 
-@pytest.mark.slow
 def test_pascal_context_prepare_benchmark_sh_miou_chain(context, tiny_checkpoint, tmp_path):
     """tools/benchmark.sh from a directory with MMSeg's data/ layout: PC-459 and PC-59 evaluated
     and checked by hand, PAS-20 requested without data, the rest not requested."""

@@ -14,6 +14,8 @@ from mmseg.registry import MODELS
 from catseg_testing import REPO_ROOT, TINY_CONFIG, raw_batch, run_tool, tiny_model_config
 from catseg_testing import write_synthetic_dataset
 
+pytestmark = pytest.mark.slow  # the analysis tools and tools/train.py in subprocesses; compilation
+
 ANALYSIS = REPO_ROOT / 'tools' / 'analysis_tools'
 # Backends that trace as inductor does without generating C++ (minutes per model here). Training
 # uses dynamo alone: aot_eager's backward of the head fails on CPU (a view of a gradient whose
