@@ -8,7 +8,7 @@ cache-sized steps, fused kernels and in-place buffers of ``fast_paths.py``, whic
 cores; measurements behind each budget: docs/performance.md. ``'auto'`` picks the cpu plan for
 CPU tensors and the plain plan on every other device, once per call (``CATSeg``).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, List, Optional, Sequence
 
 import torch
@@ -42,6 +42,11 @@ class ExecutionPlan:
             (``return_probs=False``), classes are upsampled to it and folded into the argmax
             this many bytes of maps at a time (at least one class), so that memory does not
             grow with T.
+        any_class_count (bool): No Python decision reads the vocabulary size T, so that a
+            traced graph (the ONNX export) serves every T: the head keeps the top min(T,
+            pad_len) classes also when T <= pad_len (then all of them, reordered: class
+            aggregation is permutation-equivariant), class aggregation always adds its padding
+            term (weight 0 when T >= pad_len) and classes are never chunked.
     """
 
     class_chunk_bytes: Optional[int] = None
@@ -54,6 +59,7 @@ class ExecutionPlan:
     mlp_rows_per_step: Optional[int] = None
     merge_classes: int = 64
     argmax_chunk_bytes: int = 256 * 2 ** 20
+    any_class_count: bool = False
 
     def in_place(self, x: Tensor) -> bool:
         """Whether a buffer the caller owns is large enough to be updated in place."""
@@ -78,6 +84,8 @@ CPU_PLAN = ExecutionPlan(
     mlp_rows_per_step=2048,
     # One class at a time: its map and the running maximum are the only full-size temporaries.
     argmax_chunk_bytes=0)
+# The plain plan with T free: what the ONNX export traces (apis/onnx_backend.py).
+EXPORT_PLAN = replace(PLAIN_PLAN, any_class_count=True)
 EXECUTION_PLANS = {'plain': PLAIN_PLAN, 'cpu': CPU_PLAN}
 EXECUTION_CHOICES = (*EXECUTION_PLANS, 'auto')
 

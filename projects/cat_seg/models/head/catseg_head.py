@@ -1,6 +1,7 @@
 """CAT-Seg decode head: cost volume -> N_B x (spatial, class aggregation) -> upsampling decoder."""
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -244,6 +245,8 @@ class CATSegHead(BaseDecodeHead):
     def _class_chunk(self, plan: ExecutionPlan, cost_shape, decoder: bool = False) -> int:
         """Classes per chunk for a cost volume (B, P, T, H, W), of the decoder if ``decoder``."""
         batch, _, classes, height, width = cost_shape
+        if plan.any_class_count:   # one chunk of the traced T: no loop bound read from it
+            return classes
         size = self.class_chunk_size
         budget = plan.decoder_chunk_bytes if decoder else plan.class_chunk_bytes
         if size == 'auto' and budget is not None:
@@ -263,6 +266,8 @@ class CATSegHead(BaseDecodeHead):
         in class chunks of ``chunk``: the plan's ``class_step_tokens`` tokens in 'auto' mode,
         else a chunk's worth of tokens; None (all pixels) when the classes are not chunked."""
         batch, classes, height, width = shape[:4]
+        if plan.any_class_count:   # chunk is the traced T: comparing it would fix T
+            return None
         pixels = (height // pool_size[0]) * (width // pool_size[1])
         if self.class_chunk_size == 'auto' and plan.class_step_tokens is not None:
             tokens = plan.class_step_tokens
@@ -296,8 +301,11 @@ class CATSegHead(BaseDecodeHead):
         cost = cosine_cost(image_feats, text_embeds)
         num_classes = text_embeds.shape[1]
         kept = None
-        if self.pad_len and num_classes > self.pad_len and not self.keep_all_classes:
-            kept = select_classes(cost, self.pad_len)
+        if self.pad_len and not self.keep_all_classes and (plan.any_class_count
+                                                           or num_classes > self.pad_len):
+            # min(T, pad_len) as a tensor: the traced size, so that the graph's TopK follows T.
+            kept = select_classes(cost, torch.as_tensor(num_classes).clamp(max=self.pad_len)
+                                  if plan.any_class_count else self.pad_len)
             text_embeds = F.normalize(gather_classes(text_embeds, kept), dim=-1)
             cost = cosine_cost(image_feats, text_embeds)
         if self.detach_cost:

@@ -80,7 +80,9 @@ def full_attention(q: Tensor, k: Tensor, v: Tensor, padding: Optional[Tuple[Tens
         k = torch.cat([k, padding[0][:, None].expand(slot)], dim=3)
         v = torch.cat([v, padding[1][:, None].expand(slot)], dim=3)
         bias = q.new_zeros(k.shape[3])
-        bias[-1] = math.log(length - q.shape[3])
+        slots = length - q.shape[3]
+        # A tensor when traced (any_class_count); log(0) = -inf then gives the slot no weight.
+        bias[-1] = slots.log() if isinstance(slots, Tensor) else math.log(slots)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias).permute(0, 3, 1, 2, 4)
 
 
@@ -185,8 +187,15 @@ class ClassAggregation(nn.Module):
         q = feature_map(self._heads(self.attn.q(y, text)))                 # (B, T, P, h, d)
         k = feature_map(self._heads(self.attn.k(y, text)))
         v = self._heads(self.attn.v(y))
-        length = max(self.pad_len, tokens.shape[1])
-        padding = self._padding_key_value(feature_map) if length > tokens.shape[1] else None
+        classes = tokens.shape[1]
+        if plan.any_class_count:
+            # T is traced: no comparison with it; the padding term weighs 0 when T >= pad_len.
+            # A float tensor: ONNX divides integer tensors as integers.
+            length = torch.as_tensor(classes).clamp(min=self.pad_len).to(tokens.dtype)
+            padding = self._padding_key_value(feature_map) if self.pad_len else None
+        else:
+            length = max(self.pad_len, classes)
+            padding = self._padding_key_value(feature_map) if length > classes else None
         tokens = tokens + attention(q, k, v, padding, length).flatten(-2)
         y = self.norm2(tokens)
         if plan.mlp_rows_per_step:

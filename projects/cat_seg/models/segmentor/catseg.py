@@ -158,7 +158,8 @@ class CATSeg(EncoderDecoder):
         return self.text_encoder(vocabulary)
 
     def class_logits(self, views: Tensor, text_embeds: Tensor,
-                     guidance_views: Optional[Tensor] = None) -> Tensor:
+                     guidance_views: Optional[Tensor] = None,
+                     plan: Optional[ExecutionPlan] = None) -> Tensor:
         """Per-class logits of a batch of views.
 
         Args:
@@ -168,12 +169,13 @@ class CATSeg(EncoderDecoder):
             guidance_views (Tensor, optional): The guidance source's own views of the same
                 images (``guidance_views()``); None: ``views`` as given, before the resize to
                 the CLIP resolution (a 384x384 crop is what the v1 backbone reads).
+            plan (ExecutionPlan, optional): The head's plan; None: the model's ``execution``.
 
         Returns:
             Tensor: Logits, (B, T, H_out, W_out), e.g. 96x96 for a 24x24 cost grid.
         """
         return self.decode_head(self._head_inputs(views, text_embeds, guidance_views),
-                                self._plan(views))
+                                plan or self._plan(views))
 
     def kept_logits(self, views: Tensor, text_embeds: Tensor,
                     guidance_views: Optional[Tensor] = None) -> ClassLogits:
