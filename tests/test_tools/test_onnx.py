@@ -96,9 +96,11 @@ def test_tiny_export_matches_torch(tiny_catseg, tmp_path, mode):
     assert_graph_matches_torch(reference, graph, torch.randn(2, 3, 70, 90))
 
 
-@pytest.mark.parametrize('option, value', [('keep_all_classes', True), ('pad_len', 0)])
-def test_export_without_selection_matches_torch(tmp_path, option, value):
-    """Heads that aggregate every class (no top-pad_len cut) export too."""
+@pytest.mark.parametrize('option, value', [
+    ('keep_all_classes', True), ('pad_len', 0), ('attention_type', 'full')])
+def test_head_options_export_and_match_torch(tmp_path, option, value):
+    """Heads that aggregate every class (no top-pad_len cut), and softmax class attention
+    (whose padding slot gets log(0) = -inf in the graph when T >= pad_len), export too."""
     config = tiny_model_config()
     config['decode_head'][option] = value
     torch.manual_seed(0)

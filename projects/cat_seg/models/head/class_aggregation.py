@@ -37,7 +37,8 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, padding: Optional[Tuple[Te
         v (Tensor): Values, (B, T, P, heads, d).
         padding (tuple[Tensor, Tensor], optional): Key and value of the padding slots, each
             (heads, d); None without padding.
-        length (int): Sequence length, T plus the padding slots.
+        length (int | Tensor): Sequence length, T plus the padding slots; a 0-dim float
+            tensor under ``any_class_count``.
 
     Returns:
         Tensor: (B, T, P, heads, d).
@@ -68,7 +69,8 @@ def full_attention(q: Tensor, k: Tensor, v: Tensor, padding: Optional[Tuple[Tens
         q, k, v (Tensor): Queries, keys and values, (B, T, P, heads, d).
         padding (tuple[Tensor, Tensor], optional): Key and value of the padding slots, each
             (heads, d); None without padding.
-        length (int): Sequence length, T plus the padding slots.
+        length (int | Tensor): Sequence length, T plus the padding slots; a 0-dim float
+            tensor under ``any_class_count``.
 
     Returns:
         Tensor: (B, T, P, heads, d).
