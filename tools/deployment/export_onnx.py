@@ -3,8 +3,9 @@
     python tools/deployment/export_onnx.py configs/catseg_vitb.py catseg_vitb.pth \
         --out catseg_vitb.onnx --mode slide
 
-The graph maps one view (1, 3, H, W) and text embeddings (T, P, C) to the view's logits
-(1, T, h, w); run it with ``CATSegInferencer(..., backend='onnxruntime', onnx=...)``.
+The graph maps views (B, 3, H, W) and text embeddings (T, P, C) to the views' logits
+(B, T, h, w), B and T dynamic; run it with ``CATSegInferencer(..., backend='onnxruntime',
+onnx=...)``.
 """
 import argparse
 import sys
