@@ -15,6 +15,8 @@ from cat_seg.weights.convert_release import convert_official_state_dict
 from catseg_testing import (REPO_ROOT, TINY_CONFIG, catseg_config_from_fixture,
                             raw_batch, run_tool, tiny_model_config)
 
+pytestmark = pytest.mark.slow  # traces exports (10-60 s each) and runs the tools
+
 EXPORT_TOOL = REPO_ROOT / 'tools' / 'deployment' / 'export_onnx.py'
 PROB_TOLERANCE = 1e-4   # issue 23: probabilities within 1e-4 of torch
 LABEL_GAP = 1e-3        # label maps equal where the top-2 gap exceeds this
@@ -129,7 +131,6 @@ def test_inferencer_onnxruntime_backend(tiny_catseg, tmp_path):
                       torch.from_numpy(have.probs).float()[None], tolerance=1e-3)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['whole', 'slide'])
 def test_export_matches_release_fixture_model(parity_fixture, tmp_path, mode):
     """The release fixture's model (official weights) exported and run by onnxruntime at
