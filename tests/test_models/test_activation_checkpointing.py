@@ -11,10 +11,11 @@ GRAD_RTOL = 1e-6
 
 
 def build(config, with_cp, execution='plain', state_dict=None):
-    """The model of ``config`` (seeded), its image encoder and head checkpointed if
+    """The model of ``config`` (seeded), its image and text encoders and head checkpointed if
     ``with_cp``."""
     config = dict(config, execution=execution)
     config['backbone'] = dict(config['backbone'], with_cp=with_cp)
+    config['text_encoder'] = dict(config['text_encoder'], with_cp=with_cp)
     config['decode_head'] = dict(config['decode_head'], with_cp=with_cp)
     torch.manual_seed(0)
     model = MODELS.build(config)
@@ -46,9 +47,10 @@ def count_calls(*modules):
 
 
 def checkpointed_units(model):
-    """A CLIP block, an aggregation layer and a decoder stage: what ``with_cp`` recomputes."""
-    return (model.backbone.transformer.resblocks[0], model.decode_head.layers[0],
-            model.decode_head.decoder.stages[0])
+    """A CLIP image block, a CLIP text block, an aggregation layer and a decoder stage: what
+    ``with_cp`` recomputes."""
+    return (model.backbone.transformer.resblocks[0], model.text_encoder.transformer.resblocks[0],
+            model.decode_head.layers[0], model.decode_head.decoder.stages[0])
 
 
 def assert_same_grads(reference, checkpointed):
@@ -68,10 +70,11 @@ def test_with_cp_recomputes_blocks_layers_and_stages_in_training_with_the_same_g
     loss, grads = training_grads(model)
     cp_loss, cp_grads = training_grads(checkpointed)
     # Checkpointed units run again in the backward pass: twice per step, not once.
-    assert (len(plain_calls), len(cp_calls)) == (3, 6)
+    assert (len(plain_calls), len(cp_calls)) == (4, 8)
     assert float(loss) == float(cp_loss)
     assert_same_grads(grads, cp_grads)
-    assert {name.split('.')[0] for name in cp_grads} >= {'backbone', 'decode_head'}
+    assert {name.split('.')[0] for name in cp_grads} >= {'backbone', 'text_encoder',
+                                                        'decode_head'}
 
 
 def test_with_cp_recomputes_nothing_in_eval():
@@ -81,7 +84,8 @@ def test_with_cp_recomputes_nothing_in_eval():
     data = model.data_preprocessor(raw_batch(), training=False)
     logits = model(data['inputs'], data['data_samples'], mode='tensor')
     logits.sum().backward()     # a gradient is recorded (views need none), nothing recomputed
-    assert model.backbone.with_cp and model.decode_head.with_cp and len(calls) == 3
+    assert model.backbone.with_cp and model.text_encoder.with_cp and model.decode_head.with_cp
+    assert len(calls) == 4
 
 
 def test_with_cp_gradients_on_the_parity_fixture(parity_fixture):

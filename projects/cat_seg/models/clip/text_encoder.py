@@ -14,6 +14,7 @@ from torch import Tensor
 from ...vocabulary import SYNONYM_RULES, class_synonyms
 from ...weights.clip_towers import load_clip_tower
 from ...weights.files import load_weights_file
+from ..checkpointing import checkpointed
 from .arch_zoo import resolve_arch
 from .attention import split_qkv_
 from .image_encoder import activation
@@ -44,6 +45,10 @@ class CATSegCLIPTextEncoder(BaseModule):
         pretrained (str, optional): Local CLIP weights, ``weights_only=True``. Defaults to None.
         encode_chunk_size (int): Prompts per transformer call, bounding memory. Defaults to 256.
         cache_size (int): Vocabularies kept in the cache. Defaults to 8.
+        with_cp (bool): Activation checkpointing of every block in training (mmpretrain's
+            convention): while the text tower trains (q/v fine-tuning), its activations for
+            every prompt are recomputed in the backward pass instead of kept, trading time for
+            memory; gradients are unchanged. Defaults to False.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
 
     Examples:
@@ -59,6 +64,7 @@ class CATSegCLIPTextEncoder(BaseModule):
                  pretrained: Optional[str] = None,
                  encode_chunk_size: int = 256,
                  cache_size: int = 8,
+                 with_cp: bool = False,
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg=init_cfg)
         cfg = resolve_arch(arch, 'text')
@@ -70,6 +76,7 @@ class CATSegCLIPTextEncoder(BaseModule):
         self.synonym_rule = synonym_rule
         self.encode_chunk_size = encode_chunk_size
         self.cache_size = cache_size
+        self.with_cp = with_cp
         self.context_length = cfg['context_length']
         self.tokenizer = SimpleTokenizer(context_length=cfg['context_length'])
 
@@ -175,6 +182,8 @@ class CATSegCLIPTextEncoder(BaseModule):
         end = tokens.argmax(dim=-1)             # the end-of-text id is the largest id
         length = int(end.max()) + 1
         x = self.token_embedding(tokens[:, :length]) + self.positional_embedding[:length]
-        x = self.transformer(x, attn_mask=self.attn_mask[:length, :length])
+        mask = self.attn_mask[:length, :length]
+        for block in self.transformer.resblocks:
+            x = checkpointed(self.with_cp and self.training, block, x, None, None, mask)
         x = self.ln_final(x[torch.arange(x.shape[0], device=x.device), end])
         return F.normalize(x @ self.text_projection, dim=-1)
