@@ -84,8 +84,30 @@ class CATSegCLIPGuidance(BaseModule):
             raise ValueError(f'CLIP returned {len(clip_feats.intermediates)} intermediate blocks '
                              f'but the guidance has {len(self.upsamplers)} levels; make '
                              'backbone.guidance_layers as long as guidance.out_channels')
-        decoder = tuple(up(feat) for up, feat in zip(self.upsamplers, clip_feats.intermediates))
+        decoder = tuple(upsample_patchwise(feat, up)
+                        for up, feat in zip(self.upsamplers, clip_feats.intermediates))
         return Guidance(spatial=clip_feats.dense, decoder=decoder)
+
+
+def upsample_patchwise(x: Tensor, up: nn.ConvTranspose2d) -> Tensor:
+    """``up(x)`` for a transposed convolution whose kernel equals its stride, as one matmul.
+
+    Each input pixel then owns its own k x k block of the output, so the convolution is a
+    per-pixel linear map to C_out * k * k values. Computed so because torch 2.14's CPU (oneDNN)
+    bf16 ``conv_transpose2d`` returns a wrong input gradient at some widths (kernel 4 with 16 or
+    24 output channels: cosine 0.03 with fp32), which broke mixed-precision training.
+
+    Args:
+        x (Tensor): (B, C_in, H, W).
+        up (nn.ConvTranspose2d): Weights (C_in, C_out, k, k), bias (C_out,), stride k.
+
+    Returns:
+        Tensor: (B, C_out, k * H, k * W), equal to ``up(x)``.
+    """
+    batch, _, height, width = x.shape
+    channels, k = up.out_channels, up.stride[0]
+    y = torch.einsum('bchw,coij->bohiwj', x, up.weight)      # (B, C_out, H, k, W, k)
+    return y.reshape(batch, channels, height * k, width * k) + up.bias[:, None, None]
 
 
 # ImageNet statistics on the 0-255 scale, as the feature backbones were trained with.
