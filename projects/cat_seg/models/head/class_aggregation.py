@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import LayerNormFp32
 from torch import Tensor, nn
 
 from ..execution import PLAIN_PLAN, ExecutionPlan, class_chunks, concat_classes
@@ -31,6 +32,8 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, padding: Optional[Tuple[Te
     computed in a form that stays within float16's range: both sums are means (the official
     code divides the values by the length for this reason), and each query is divided by its
     own sum, so its products are weighted averages of the means; the eps is scaled alike.
+    Under autocast it runs in fp32 and returns the values' dtype: in bf16 the sums over
+    classes lose what tells the queries apart, and query and key gradients disagree with fp32.
 
     Args:
         q, k (Tensor): Feature-mapped (positive) queries and keys, (B, T, P, heads, d).
@@ -43,18 +46,22 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, padding: Optional[Tuple[Te
     Returns:
         Tensor: (B, T, P, heads, d).
     """
-    kv = torch.einsum('btpnd,btpne->bpnde', k, v / length)             # (B, P, h, d, d)
-    k_mean = k.mean(dim=1) * (k.shape[1] / length)                     # (B, P, h, d)
-    if padding is not None:
-        share = (length - k.shape[1]) / length
-        pad_k, pad_v = padding
-        kv = kv + share * torch.einsum('nd,ne->nde', pad_k, pad_v)
-        k_mean = k_mean + share * pad_k
-    q_sum = q.sum(dim=-1)                                              # (B, T, P, h)
-    q = q / q_sum[..., None]
-    normaliser = (torch.einsum('btpnd,bpnd->btpn', q, k_mean)
-                  + LINEAR_ATTENTION_EPS / length / q_sum)
-    return torch.einsum('btpnd,bpnde->btpne', q, kv) / normaliser[..., None]
+    dtype = v.dtype
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, v = q.float(), k.float(), v.float()
+        kv = torch.einsum('btpnd,btpne->bpnde', k, v / length)         # (B, P, h, d, d)
+        k_mean = k.mean(dim=1) * (k.shape[1] / length)                 # (B, P, h, d)
+        if padding is not None:
+            share = (length - k.shape[1]) / length
+            pad_k, pad_v = (t.float() for t in padding)
+            kv = kv + share * torch.einsum('nd,ne->nde', pad_k, pad_v)
+            k_mean = k_mean + share * pad_k
+        q_sum = q.sum(dim=-1)                                          # (B, T, P, h)
+        q = q / q_sum[..., None]
+        normaliser = (torch.einsum('btpnd,bpnd->btpn', q, k_mean)
+                      + LINEAR_ATTENTION_EPS / length / q_sum)
+        out = torch.einsum('btpnd,bpnde->btpne', q, kv) / normaliser[..., None]
+    return out.to(dtype)
 
 
 def full_attention(q: Tensor, k: Tensor, v: Tensor, padding: Optional[Tuple[Tensor, Tensor]],
@@ -106,12 +113,14 @@ class ClassAggregation(nn.Module):
         super().__init__()
         self.attention_type = attention_type
         self.num_heads, self.pad_len = num_heads, pad_len
-        self.norm1 = nn.LayerNorm(embed_dims)
+        # Norms in fp32 under autocast, as CUDA's autocast runs them (CPU's runs bf16, whose
+        # weight and bias gradients, sums over every token, then disagree with fp32).
+        self.norm1 = LayerNormFp32(embed_dims)
         self.attn = nn.Module()
         self.attn.q = GuidedLinear(embed_dims, guidance_channels, embed_dims)
         self.attn.k = GuidedLinear(embed_dims, guidance_channels, embed_dims)
         self.attn.v = nn.Linear(embed_dims, embed_dims)
-        self.norm2 = nn.LayerNorm(embed_dims)
+        self.norm2 = LayerNormFp32(embed_dims)
         hidden = int(embed_dims * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(),
                                  nn.Linear(hidden, embed_dims))
