@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/benchmark_training.py configs/catseg_vitl.py --num-classes 171 \
         [--repeats 1] [--device cuda] [--cfg-options model.execution=plain \
-        model.backbone.with_cp=True model.decode_head.with_cp=True]
+        model.backbone.with_cp=True model.text_encoder.with_cp=True model.decode_head.with_cp=True]
 
 Random weights, one 384x384 image with random labels over T classes (the call of
 ``count_ops.py --what train``), the config's fine-tuning policy. Prints the median seconds of
@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     result = dict(config=args.config, num_classes=args.num_classes, device=args.device,
                   execution=resolve_execution(model.execution, device.type),
                   backbone_with_cp=model.backbone.with_cp,
+                  text_with_cp=model.text_encoder.with_cp,
                   head_with_cp=model.decode_head.with_cp,
                   threads=torch.get_num_threads(), seconds=round(seconds, 3),
                   peak_rss_gb=round(peak_rss_gb(), 3), rss_before_step_gb=round(before_step, 3))
