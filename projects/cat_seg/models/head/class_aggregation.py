@@ -12,11 +12,11 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import LayerNormFp32
 from torch import Tensor, nn
 
 from ..execution import PLAIN_PLAN, ExecutionPlan, class_chunks, concat_classes
 from ..fast_paths import elu_plus_one, feed_forward
+from .fp32_layer_norm import Fp32LayerNorm
 from .guided_linear import GuidedLinear
 
 LINEAR_ATTENTION_EPS = 1e-6   # official LinearAttention eps
@@ -113,14 +113,12 @@ class ClassAggregation(nn.Module):
         super().__init__()
         self.attention_type = attention_type
         self.num_heads, self.pad_len = num_heads, pad_len
-        # Norms in fp32 under autocast, as CUDA's autocast runs them (CPU's runs bf16, whose
-        # weight and bias gradients, sums over every token, then disagree with fp32).
-        self.norm1 = LayerNormFp32(embed_dims)
+        self.norm1 = Fp32LayerNorm(embed_dims)
         self.attn = nn.Module()
         self.attn.q = GuidedLinear(embed_dims, guidance_channels, embed_dims)
         self.attn.k = GuidedLinear(embed_dims, guidance_channels, embed_dims)
         self.attn.v = nn.Linear(embed_dims, embed_dims)
-        self.norm2 = LayerNormFp32(embed_dims)
+        self.norm2 = Fp32LayerNorm(embed_dims)
         hidden = int(embed_dims * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(),
                                  nn.Linear(hidden, embed_dims))

@@ -9,11 +9,11 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from timm.layers import Mlp
-from open_clip.transformer import LayerNormFp32
 from torch import Tensor, nn
 
 from ..execution import PLAIN_PLAN, ExecutionPlan
 from ..fast_paths import feed_forward, reorder, token_reorder
+from .fp32_layer_norm import Fp32LayerNorm
 from .guided_linear import GuidedLinear
 
 # The release fills cross-region pairs of the shifted windows with -100, not -inf (official
@@ -67,15 +67,13 @@ class GuidedWindowBlock(nn.Module):
                  window_size: int, shift: int, mlp_ratio: float = 4.0):
         super().__init__()
         self.num_heads, self.window_size, self.shift = num_heads, window_size, shift
-        # Norms in fp32 under autocast, as CUDA's autocast runs them (CPU's runs bf16, whose
-        # weight and bias gradients, sums over every token, then disagree with fp32).
-        self.norm1 = LayerNormFp32(embed_dims)
+        self.norm1 = Fp32LayerNorm(embed_dims)
         self.attn = nn.Module()
         self.attn.q = GuidedLinear(embed_dims, guidance_channels, embed_dims)
         self.attn.k = GuidedLinear(embed_dims, guidance_channels, embed_dims)
         self.attn.v = nn.Linear(embed_dims, embed_dims)
         self.attn.proj = nn.Linear(embed_dims, embed_dims)
-        self.norm2 = LayerNormFp32(embed_dims)
+        self.norm2 = Fp32LayerNorm(embed_dims)
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), act_layer=nn.GELU)
 
     def token_order(self, height: int, width: int) -> Tuple[int, int]:
@@ -166,7 +164,7 @@ class SpatialAggregation(nn.Module):
     def __init__(self, embed_dims: int, guidance_channels: int, num_heads: int,
                  window_size: int, mlp_ratio: float = 4.0):
         super().__init__()
-        self.guidance_norm = LayerNormFp32(guidance_channels) if guidance_channels else None
+        self.guidance_norm = Fp32LayerNorm(guidance_channels) if guidance_channels else None
         self.blocks = nn.ModuleList(
             GuidedWindowBlock(embed_dims, guidance_channels, num_heads, window_size, shift,
                               mlp_ratio) for shift in (0, window_size // 2))
