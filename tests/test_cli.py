@@ -33,6 +33,7 @@ def run_tool_script(distributed: bool, end: str):
                           timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('distributed, end, status', [
     (True, 'return 3', 3), (True, 'raise SystemExit(2)', 2), (True, 'return None', 0),
     (False, 'return 3', 3)])
@@ -43,6 +44,7 @@ def test_the_tool_exits_with_the_status_of_main_and_its_output_flushed(
     assert result.stdout == 'work done\n'
 
 
+@pytest.mark.slow
 def test_a_message_exit_prints_the_message_and_exits_1_in_a_distributed_run():
     result = run_tool_script(True, "raise SystemExit('error: bad config')")
     assert result.returncode == 1

@@ -17,6 +17,7 @@ def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+@pytest.mark.slow
 def test_mmseg_models_import_in_a_fresh_interpreter_under_mmcv_lite():
     assert not compat.mmcv_has_compiled_ops()  # this environment runs mmcv-lite
     result = run_python('import cat_seg, mmseg.models, mmseg.utils; '
@@ -25,6 +26,7 @@ def test_mmseg_models_import_in_a_fresh_interpreter_under_mmcv_lite():
     assert result.stdout.strip().endswith('ok')
 
 
+@pytest.mark.slow
 def test_importing_cat_seg_alone_registers_its_modules_in_mmseg_registries():
     """What ``custom_imports=dict(imports=['cat_seg'])`` relies on: no register_all_modules."""
     result = run_python(
@@ -44,6 +46,7 @@ def test_importing_cat_seg_alone_registers_its_modules_in_mmseg_registries():
             'CATSegIoUMetric', 'CATSegVocabularyHook')]
 
 
+@pytest.mark.slow
 def test_without_the_shim_mmseg_models_does_not_import():
     """Guards the test above: the failure the shim fixes is real here."""
     result = run_python('import mmseg.models')
@@ -122,6 +125,7 @@ def test_a_runner_message_hub_round_trips_through_weights_only_loading(tmp_path)
     assert restored.get_info('iter') == 3
 
 
+@pytest.mark.slow
 def test_without_the_shim_a_message_hub_is_refused_by_weights_only_loading(tmp_path):
     """Guards the test above: the failure the shim fixes is real here."""
     result = run_python(
@@ -132,6 +136,7 @@ def test_without_the_shim_a_message_hub_is_refused_by_weights_only_loading(tmp_p
     assert result.returncode != 0 and 'Weights only load failed' in result.stderr
 
 
+@pytest.mark.slow
 def test_only_the_dormant_stack_notices_are_ignored():
     """Each listed notice is silent after ``import cat_seg``; the same text in another category
     and any other message still show."""

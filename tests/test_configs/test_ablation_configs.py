@@ -97,6 +97,7 @@ def test_ablation_config_builds_at_real_dimensions(name, monkeypatch):
     assert expected.get(name, lambda: layer.class_agg is not None)()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CONFIGS)
 def test_tiny_ablation_trains_one_step(name):
     model = tiny_ablation_model(name).train()
