@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 import cat_seg  # noqa: F401,I001  (first: registers CAT-Seg and applies cat_seg.compat)
-from mmengine.config import Config
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 from cat_seg.apis.onnx_backend import export_onnx
-from cat_seg.configs import mode_test_cfg
+from cat_seg.configs import model_config
 from cat_seg.weights.loading import load_checkpoint_into
 from cat_seg.cli import main_guard
 
@@ -39,10 +38,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     with main_guard(args.debug):
         register_all_modules()
-        cfg = Config.fromfile(args.config)
-        if args.mode is not None:
-            cfg.model.test_cfg = mode_test_cfg(args.mode)
-        model = MODELS.build(cfg.model)
+        model = MODELS.build(model_config(args.config, args.mode))
         load_checkpoint_into(model, args.checkpoint)
         export_onnx(model.eval().requires_grad_(False), args.out)
     print(f'wrote {args.out}')
