@@ -6,14 +6,19 @@
 
 Prints, per configuration: median seconds per image (and its CLIP-image and head parts), text
 encoding time (first and repeated vocabulary), peak RSS, FLOPs counted by torch's
-``FlopCounterMode`` and the achieved GFLOP/s against a float32 matmul peak measured in the same
-run. With ``--backend onnxruntime`` the same random-weight model is first exported to ONNX
+``FlopCounterMode`` and the achieved GFLOP/s against the matmul peak of the run's precision
+(float32 or bfloat16) measured in the same run. ``--op-bound`` also replays each matrix product,
+convolution and attention call of one prediction alone, at its recorded shapes, dtypes and
+strides: their summed seconds are what the call would take if everything else were free, so
+FLOPs over those seconds bound the share of the peak any scheduling of these kernels can reach. With ``--backend onnxruntime`` the same random-weight model is first exported to ONNX
 (docs/deployment.md) and its class logits run by onnxruntime: only the seconds, text times and
 peak RSS are then reported (torch counts no FLOPs inside onnxruntime). Figures are printed,
 never asserted.
 """
 import argparse
+import collections
 import copy
+import dataclasses
 import json
 import resource
 import statistics
@@ -23,7 +28,8 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 import cat_seg  # noqa: F401  (first: registers CAT-Seg and applies cat_seg.compat)
 from cat_seg.apis.onnx_backend import export_onnx, use_onnx
@@ -32,6 +38,9 @@ from mmengine.config import DictAction
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
+
+
+PEAK_DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16)
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5,
@@ -45,6 +54,79 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5,
         a @ b
         best = min(best, time.perf_counter() - start)
     return 2 * size ** 3 / best / 1e9
+
+
+aten = torch.ops.aten
+# torch's counter knows the CUDA attention kernels only; the CPU ones do the same FLOPs.
+CPU_ATTENTION_FLOPS = {
+    aten._scaled_dot_product_flash_attention_for_cpu:
+        lambda query, key, value, *_, **__: sdpa_flop_count(query, key, value),
+    aten._scaled_dot_product_flash_attention_for_cpu_backward:
+        lambda grad, query, key, value, *_, **__: sdpa_backward_flop_count(
+            grad, query, key, value),
+}
+HEAVY_OPS = {aten.mm.default, aten.addmm.default, aten.bmm.default, aten.baddbmm.default,
+             aten.convolution.default,
+             aten._scaled_dot_product_flash_attention_for_cpu.default}
+
+
+def flop_counter() -> FlopCounterMode:
+    """torch's FLOP counter, counting the CPU attention kernels too."""
+    return FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS)
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorLayout:
+    shape: tuple
+    stride: tuple
+    dtype: torch.dtype
+
+
+def layout_of(value):
+    """``value`` with tensors as their layouts and lists as tuples (hashable)."""
+    if isinstance(value, torch.Tensor):
+        return TensorLayout(tuple(value.shape), value.stride(), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return tuple(layout_of(item) for item in value)
+    return value
+
+
+def random_like(layout):
+    """Random tensors of the layouts in ``layout`` (the inverse of ``layout_of``)."""
+    if isinstance(layout, TensorLayout):
+        return torch.empty_strided(layout.shape, layout.stride, dtype=layout.dtype).normal_()
+    if isinstance(layout, tuple):
+        return [random_like(item) for item in layout]
+    return layout
+
+
+class HeavyOpRecorder(TorchDispatchMode):
+    """Counts the matrix product, convolution and attention calls dispatched inside it, by op
+    and argument layouts."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in HEAVY_OPS:
+            self.calls[func, layout_of(args), layout_of(tuple(sorted(kwargs.items())))] += 1
+        return func(*args, **kwargs)
+
+
+def heavy_ops_alone_seconds(run, repeats: int = 3) -> float:
+    """Seconds the heavy calls of ``run()`` take when each is replayed alone (best of
+    ``repeats``, times how often it was made) on random inputs of the recorded layouts."""
+    recorder = HeavyOpRecorder()
+    with recorder:
+        run()
+    total = 0.0
+    for (func, args, kwargs), count in recorder.calls.items():
+        args, kwargs = random_like(args), dict(random_like(kwargs))
+        best = min(timed(lambda: func(*args, **kwargs), 1)[0] for _ in range(repeats))
+        total += best * count
+    return total
 
 
 def peak_rss_gb() -> float:
@@ -93,6 +175,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--backend', choices=['torch', 'onnxruntime'], default='torch',
                         help='onnxruntime: the class logits from an ONNX export of the same '
                         'model (fp32 only), the rest in torch')
+    parser.add_argument('--op-bound', action='store_true',
+                        help='also replay the heavy calls alone: the seconds and the share of '
+                        'the peak they bound (torch backend)')
     parser.add_argument('--json', help='also write the results to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
@@ -103,15 +188,14 @@ def main(argv=None) -> int:
     register_all_modules()
     model_cfg = model_config(args.config, args.mode, args.cfg_options)
     model_cfg.test_cfg.update(return_probs=args.return_probs, precision=args.precision)
-    peak = matmul_peak_gflops()
-    peak_bf16 = matmul_peak_gflops(dtype=torch.bfloat16) if args.precision == 'bf16' else None
+    peak = matmul_peak_gflops(dtype=PEAK_DTYPES[args.precision])
     torch.manual_seed(0)
     model = MODELS.build(model_cfg).eval().requires_grad_(False)
     with tempfile.TemporaryDirectory() as tmp:
         if args.backend == 'onnxruntime':
             export_onnx(model, Path(tmp) / 'model.onnx')
             use_onnx(model, Path(tmp) / 'model.onnx')
-        result = measure(model, args, peak, peak_bf16)
+        result = measure(model, args, peak)
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, 'w') as file:
@@ -119,7 +203,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def measure(model, args: argparse.Namespace, peak: float, peak_bf16) -> dict:
+def measure(model, args: argparse.Namespace, peak: float) -> dict:
     """The figures of the module docstring for ``model`` under ``args``."""
     names = [f'class number {i}' for i in range(args.num_classes)]
     height, width = args.image_size
@@ -145,29 +229,33 @@ def measure(model, args: argparse.Namespace, peak: float, peak_bf16) -> dict:
             seconds_per_image=round(seconds, 3), text_seconds_first=round(text_first, 3),
             text_seconds_repeat=round(text_repeat, 4), precision=args.precision)
         if args.backend == 'torch':
-            result.update(torch_figures(model, args, predict, seconds, peak, peak_bf16))
+            result.update(torch_figures(model, args, predict, seconds, peak))
     result.update(peak_rss_gb=round(peak_rss_gb(), 2))
     return result
 
 
-def torch_figures(model, args: argparse.Namespace, predict, seconds: float, peak: float,
-                  peak_bf16) -> dict:
-    """The CLIP-image share, FLOPs, share of the matmul peak and precision deviation of the
-    torch backend."""
+def torch_figures(model, args: argparse.Namespace, predict, seconds: float,
+                  peak: float) -> dict:
+    """The CLIP-image share, FLOPs, share of the matmul peak (and its bound) and precision
+    deviation of the torch backend."""
     clip_views = (torch.randn(5 if args.mode == 'slide' else 1, 3, *model.clip_size))
     with model._autocast('cpu'):
         clip_seconds, _ = timed(lambda: model.backbone(clip_views), args.repeats)
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         predict()
-    flops = counter.get_total_flops()
+    gflop = counter.get_total_flops() / 1e9
+    bound = {}
+    if args.op_bound:
+        alone = heavy_ops_alone_seconds(predict)
+        bound = dict(heavy_ops_alone_seconds=round(alone, 3),
+                     share_of_peak_bound=round(gflop / alone / peak, 3))
     deviation = precision_deviation(model, predict) if args.precision != 'fp32' else {}
     return dict(
         clip_image_seconds=round(clip_seconds, 3),
         head_and_rest_seconds=round(seconds - clip_seconds, 3),
-        gflop=round(flops / 1e9, 1), achieved_gflops=round(flops / 1e9 / seconds, 1),
-        matmul_peak_gflops=round(peak, 1), share_of_peak=round(flops / 1e9 / seconds / peak, 3),
-        **({'matmul_peak_gflops_bf16': round(peak_bf16, 1)} if peak_bf16 else {}),
-        **deviation)
+        gflop=round(gflop, 1), achieved_gflops=round(gflop / seconds, 1),
+        matmul_peak_gflops=round(peak, 1), share_of_peak=round(gflop / seconds / peak, 3),
+        **bound, **deviation)
 
 
 if __name__ == '__main__':
