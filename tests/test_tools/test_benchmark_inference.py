@@ -4,6 +4,7 @@ import importlib.util
 import json
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -78,3 +79,12 @@ def test_report_on_the_tiny_model_in_bf16_with_the_bound(tmp_path, capsys):
     assert 0 < result['heavy_ops_alone_seconds'] < result['seconds_per_image']
     assert result['share_of_peak_bound'] >= result['share_of_peak']
     assert result['max_abs_prob_deviation'] < 0.05
+
+
+def test_op_bound_of_another_backend_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_module().parse_args([str(TINY_CONFIG), '--backend', 'onnxruntime',
+                                       '--op-bound'])
+    assert exit_info.value.code == 2
+    assert 'error: --op-bound replays torch kernels; it needs --backend torch' in (
+        capsys.readouterr().err)

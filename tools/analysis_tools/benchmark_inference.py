@@ -180,7 +180,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'the peak they bound (torch backend)')
     parser.add_argument('--json', help='also write the results to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.op_bound and args.backend != 'torch':
+        parser.error('--op-bound replays torch kernels; it needs --backend torch')
+    return args
 
 
 def main(argv=None) -> int:
