@@ -27,11 +27,14 @@ def last_json(log: str) -> dict:
     return json.loads(log.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize('what', ['whole', 'slide', 'train'])
-def test_compile_check_finds_no_graph_break_and_eager_results(what, tmp_path):
-    # 6 classes: more than the tiny pad_len (4), so the class selection is compiled too.
+@pytest.mark.parametrize('what, precision', [('whole', 'fp32'), ('slide', 'fp32'),
+                                             ('train', 'fp32'), ('whole', 'bf16')])
+def test_compile_check_finds_no_graph_break_and_eager_results(what, precision, tmp_path):
+    # 6 classes: more than the tiny pad_len (4), so the class selection is compiled too. bf16:
+    # the parts are traced under the call's autocast, and fp32 runs after it.
     result, log = run_tool([sys.executable, str(ANALYSIS / 'compile_check.py'), str(TINY_CONFIG),
                             '--what', what, '--num-classes', '6', '--repeats', '1',
+                            '--precision', precision,
                             '--cfg-options', f'model.compile.backend={FAST_BACKENDS[what]}'],
                            cwd=tmp_path, timeout=900)
     assert result.returncode == 0, log[-3000:]
@@ -45,6 +48,8 @@ def test_compile_check_finds_no_graph_break_and_eager_results(what, tmp_path):
     assert report['eager_s'] > 0 and report['compiled_s'] > 0
     if what == 'train':
         assert report['loss_rel_diff'] <= 1e-5
+    if precision != 'fp32':
+        assert report['precision'] == precision and 0 < report['fp32_max_abs_diff'] < 0.05
 
 
 def test_model_compile_compiles_the_parts_in_place_with_eager_results():

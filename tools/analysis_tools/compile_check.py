@@ -60,12 +60,16 @@ def build_model(args):
     return MODELS.build(model_cfg).to(args.device), options
 
 
-def with_precision(call, device: torch.device, precision: str):
-    """``call`` under autocast to ``precision`` ('fp32': as it is)."""
+def autocast_to(device: torch.device, precision: str):
+    """Autocast to ``precision`` on ``device`` ('fp32': no autocast)."""
     dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
+
+def with_precision(call, device: torch.device, precision: str):
+    """``call`` under autocast to ``precision``."""
     def run():
-        with (torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()):
+        with autocast_to(device, precision):
             return call()
     return run
 
@@ -83,15 +87,17 @@ def record_part_inputs(model, call) -> dict:
     return seen
 
 
-def explain_parts(model, call) -> dict:
-    """Graphs, graph breaks and their reasons of each compiled part, by module name."""
+def explain_parts(model, call, autocast) -> dict:
+    """Graphs, graph breaks and their reasons of each compiled part, by module name. Each part
+    is traced on the inputs it received during ``call()``, under the call's ``autocast``
+    context (a part given reduced-precision features runs under autocast)."""
     names = {module: name for name, module in model.named_modules()}
     report = {}
     grad = model.training
     for part, (args, kwargs) in record_part_inputs(model, call).items():
         # A loss compiles its computation, not its label check (CATSegBCELoss.compile).
         target = part.mean_loss if isinstance(part, CATSegBCELoss) else part
-        with torch.set_grad_enabled(grad):
+        with torch.set_grad_enabled(grad), autocast:
             explained = torch._dynamo.explain(target)(*args, **kwargs)
         report[names[part]] = dict(
             graphs=explained.graph_count, graph_breaks=explained.graph_break_count,
@@ -159,7 +165,7 @@ def main(argv=None) -> int:
     result = dict(config=args.config, what=args.what, num_classes=args.num_classes,
                   device=args.device, precision=args.precision, options=options)
     if not args.eager_only:
-        parts = explain_parts(model, call)
+        parts = explain_parts(model, call, autocast_to(device, args.precision))
         result.update(graphs=sum(p['graphs'] for p in parts.values()),
                       graph_breaks=sum(p['graph_breaks'] for p in parts.values()), parts=parts)
     eager = outputs_of(model, call, training)

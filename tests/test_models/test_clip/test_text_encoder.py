@@ -53,6 +53,17 @@ def test_cache_is_keyed_by_vocabulary_and_invalidated_by_weight_updates(encoder)
     assert encoder.num_prompts_encoded == count + 8              # but recomputed
 
 
+def test_cached_embeddings_ignore_a_callers_autocast(encoder):
+    """What is cached serves calls of every precision, so it is computed at the weights'."""
+    encoder.requires_grad_(False)
+    reference = encoder._encode(encoder._entries(['sky', 'tree']))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        under_autocast = encoder(['sky', 'tree'])
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, reference, atol=1e-6, rtol=0)
+    assert encoder(['sky', 'tree']) is under_autocast      # the fp32 call reuses it
+
+
 def test_cache_is_bypassed_while_the_text_tower_trains(encoder):
     encoder.transformer.resblocks[0].attn.q_proj_weight.requires_grad_(True)
     embeds = encoder(['sky'])

@@ -121,7 +121,8 @@ class CATSegCLIPTextEncoder(BaseModule):
                 ``synonym_rule``.
 
         Returns:
-            Tensor: (T, P, C).
+            Tensor: (T, P, C), in the weights' dtype unless the tower trains (then as autocast
+            makes it).
         """
         entries = self._entries(class_names)
         trains = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
@@ -129,7 +130,10 @@ class CATSegCLIPTextEncoder(BaseModule):
             return self._encode(entries)
         key = self.cache_key(entries)
         if key not in self._cache:
-            with torch.no_grad():
+            # Cached embeddings serve later calls of every precision: computed at the weights'
+            # own, also under a caller's autocast.
+            device_type = self.text_projection.device.type
+            with torch.no_grad(), torch.autocast(device_type, enabled=False):
                 self.remember(entries, self._encode(entries))
         self._cache.move_to_end(key)
         return self._cache[key]
