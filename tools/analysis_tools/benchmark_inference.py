@@ -10,7 +10,8 @@ encoding time (first and repeated vocabulary), peak RSS, FLOPs counted by torch'
 (float32 or bfloat16) measured in the same run. ``--op-bound`` also replays each matrix product,
 convolution and attention call of one prediction alone, at its recorded shapes, dtypes and
 strides: their summed seconds are what the call would take if everything else were free, so
-FLOPs over those seconds bound the share of the peak any scheduling of these kernels can reach. With ``--backend onnxruntime`` the same random-weight model is first exported to ONNX
+FLOPs over those seconds bound the share of the peak any scheduling of these kernels can reach.
+With ``--backend onnxruntime`` the same random-weight model is first exported to ONNX
 (docs/deployment.md) and its class logits run by onnxruntime: only the seconds, text times and
 peak RSS are then reported (torch counts no FLOPs inside onnxruntime). Figures are printed,
 never asserted.
@@ -47,13 +48,18 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5,
                        dtype: torch.dtype = torch.float32) -> float:
     """Best GEMM rate of this process (GFLOP/s) in ``dtype``."""
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
+    return 2 * size ** 3 / best_seconds(lambda: a @ b, repeats) / 1e9
+
+
+def best_seconds(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()
     best = float('inf')
     for _ in range(repeats):
         start = time.perf_counter()
-        a @ b
+        fn()
         best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best / 1e9
+    return best
 
 
 aten = torch.ops.aten
@@ -124,8 +130,7 @@ def heavy_ops_alone_seconds(run, repeats: int = 3) -> float:
     total = 0.0
     for (func, args, kwargs), count in recorder.calls.items():
         args, kwargs = random_like(args), dict(random_like(kwargs))
-        best = min(timed(lambda: func(*args, **kwargs), 1)[0] for _ in range(repeats))
-        total += best * count
+        total += best_seconds(lambda: func(*args, **kwargs), repeats) * count
     return total
 
 

@@ -87,17 +87,17 @@ def record_part_inputs(model, call) -> dict:
     return seen
 
 
-def explain_parts(model, call, autocast) -> dict:
+def explain_parts(model, call, device: torch.device, precision: str) -> dict:
     """Graphs, graph breaks and their reasons of each compiled part, by module name. Each part
-    is traced on the inputs it received during ``call()``, under the call's ``autocast``
-    context (a part given reduced-precision features runs under autocast)."""
+    is traced on the inputs it received during ``call()``, under the call's autocast to
+    ``precision`` (a part given reduced-precision features runs under autocast)."""
     names = {module: name for name, module in model.named_modules()}
     report = {}
     grad = model.training
     for part, (args, kwargs) in record_part_inputs(model, call).items():
         # A loss compiles its computation, not its label check (CATSegBCELoss.compile).
         target = part.mean_loss if isinstance(part, CATSegBCELoss) else part
-        with torch.set_grad_enabled(grad), autocast:
+        with torch.set_grad_enabled(grad), autocast_to(device, precision):
             explained = torch._dynamo.explain(target)(*args, **kwargs)
         report[names[part]] = dict(
             graphs=explained.graph_count, graph_breaks=explained.graph_break_count,
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
     result = dict(config=args.config, what=args.what, num_classes=args.num_classes,
                   device=args.device, precision=args.precision, options=options)
     if not args.eager_only:
-        parts = explain_parts(model, call, autocast_to(device, args.precision))
+        parts = explain_parts(model, call, device, args.precision)
         result.update(graphs=sum(p['graphs'] for p in parts.values()),
                       graph_breaks=sum(p['graph_breaks'] for p in parts.values()), parts=parts)
     eager = outputs_of(model, call, training)
